@@ -1,0 +1,191 @@
+"""Read an environment file: YAML without duplicate keys, ``${VAR}`` resolution, validation.
+
+Every failure is a ``ConfigError`` naming the file and the key path, so the CLI and the pytest
+plugin can print one line and exit 4 before anything runs or is written.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from opsproof.environment.model import KINDS, Environment
+from opsproof.errors import ConfigError
+from opsproof.secrets import MissingVariable, looks_secret, resolve, url_password
+
+SECRET_KEYS = {"password", "token", "headers", "bearer_token", "basic_password"}
+
+
+@dataclass(frozen=True)
+class LoadedEnvironment:
+    environment: Environment
+    path: Path
+    secrets: frozenset[str] = field(default_factory=frozenset, repr=False)
+
+
+def _duplicate_key(node, key_path: tuple = ()):
+    """The key path and line of the first key given twice in one mapping (PyYAML keeps the last)."""
+    if isinstance(node, yaml.MappingNode):
+        seen = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in seen:
+                return ".".join(key_path + (str(key),)), key_node.start_mark.line + 1
+            seen.add(key)
+            found = _duplicate_key(value_node, key_path + (str(key),))
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found = _duplicate_key(item, key_path + (str(index),))
+            if found:
+                return found
+    return None
+
+
+def find_environment(name_or_path: str, directory: Path) -> Path:
+    """``staging`` -> ``<directory>/staging.yaml``; a path to a YAML file is taken as it is."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or os.sep in name_or_path:
+        return candidate
+    for suffix in (".yaml", ".yml"):
+        path = directory / f"{name_or_path}{suffix}"
+        if path.exists():
+            return path
+    return directory / f"{name_or_path}.yaml"
+
+
+def load_environment(path: Path, variables: Mapping[str, str] | None = None) -> LoadedEnvironment:
+    shown = _shown(path)
+    raw = _read_yaml(path, shown)
+    if not isinstance(raw, dict):
+        raise ConfigError(shown, "", "an environment file must be a mapping of keys to values")
+    merged = dict(_read_vars_file(path, raw.get("vars_file"), shown))
+    merged.update(os.environ if variables is None else variables)
+    secrets: set[str] = set()
+    resolved = _resolve_tree(raw, merged, secrets, shown, ())
+    resolved.setdefault("name", path.stem)
+    try:
+        environment = Environment.model_validate(resolved)
+    except ValidationError as exc:
+        raise _config_error(shown, exc) from None
+    if environment.name != path.stem:
+        raise ConfigError(shown, "name", f"{environment.name!r} does not match the file name {path.stem!r}")
+    secrets |= _declared_secrets(environment)
+    return LoadedEnvironment(environment, path, frozenset(s for s in secrets if s))
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _read_yaml(path: Path, shown: str):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(shown, "", "no such environment file") from None
+    except OSError as exc:
+        raise ConfigError(shown, "", f"cannot read: {exc.strerror}") from None
+    try:
+        duplicate = _duplicate_key(yaml.compose(text, Loader=yaml.SafeLoader))
+        if duplicate:
+            raise ConfigError(shown, duplicate[0], f"duplicate key (line {duplicate[1]})")
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f"line {mark.line + 1}" if mark else ""
+        raise ConfigError(shown, line, f"{exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(shown, "", f"not valid YAML: {exc}") from None
+
+
+def _read_vars_file(env_path: Path, vars_file, shown: str) -> dict[str, str]:
+    """``vars_file``: KEY=VALUE lines (the sandbox writes its ports and passwords there)."""
+    if vars_file is None:
+        return {}
+    if not isinstance(vars_file, str):
+        raise ConfigError(shown, "vars_file", "must be a path")
+    path = (env_path.parent / vars_file).resolve()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise ConfigError(
+            shown, "vars_file", f"{vars_file} not found (for the sandbox: run `opsproof sandbox up`)"
+        ) from None
+    variables = {}
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ConfigError(shown, "vars_file", f"{vars_file} line {number}: expected KEY=VALUE")
+        variables[key.strip()] = value.strip()
+    return variables
+
+
+def _resolve_tree(node, variables, secrets: set[str], shown: str, key_path: tuple):
+    if isinstance(node, dict):
+        return {k: _resolve_tree(v, variables, secrets, shown, key_path + (str(k),)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_resolve_tree(v, variables, secrets, shown, key_path + (str(i),)) for i, v in enumerate(node)]
+    if not isinstance(node, str):
+        return node
+    in_secret_field = bool(SECRET_KEYS & set(key_path))
+
+    def remember(name: str, value: str) -> None:
+        if in_secret_field or looks_secret(name):
+            secrets.add(value)
+
+    try:
+        return resolve(node, variables, remember)
+    except MissingVariable as missing:
+        raise ConfigError(
+            shown, ".".join(key_path), f"${{{missing.name}}} is not set in the process environment"
+        ) from None
+
+
+def _declared_secrets(environment: Environment) -> set[str]:
+    """Values in secret-typed fields and passwords inside URLs, even when written literally."""
+    found: set[str] = set()
+
+    def walk(value) -> None:
+        if isinstance(value, SecretStr):
+            found.add(value.get_secret_value())
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+        elif isinstance(value, str) and "://" in value:
+            found.add(url_password(value) or "")
+
+    for kind in KINDS:
+        walk(environment.targets(kind))
+    return found
+
+
+def _config_error(shown: str, exc: ValidationError) -> ConfigError:
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0]
+    key_path = ".".join(str(part) for part in first["loc"])
+    problem = first["msg"]
+    if problem.startswith("Value error, "):
+        problem = problem[len("Value error, "):]
+    if first["type"] == "extra_forbidden":
+        problem = "unknown key"
+    if len(errors) > 1:
+        problem += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return ConfigError(shown, key_path, problem)

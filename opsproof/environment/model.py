@@ -1,0 +1,104 @@
+"""The typed shape of an environment file. YAML keys equal these field names."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
+
+from opsproof.thresholds import Ceiling
+
+Severity = Literal["p0", "p1", "p2", "p3"]
+Tier = Literal["production", "staging", "sandbox"]
+TargetName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+Seconds = Annotated[float, Field(gt=0, le=3600)]
+JsonScalar = str | int | float | bool | None
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Target(Model):
+    """What every target kind has: its name (the YAML key) and a severity override for its checks."""
+
+    kind: ClassVar[str] = ""
+    name: str = ""
+    severity: Severity | None = None
+
+    @property
+    def where(self) -> str:
+        """``postgres.main``: how evidence messages and reports name the target."""
+        return f"{self.kind}.{self.name}"
+
+
+class HealthExpectation(Model):
+    """The runbook's ``curl /health``: expected status, JSON fields (dotted paths) and response time."""
+
+    path: str = "/health"
+    status: int = Field(200, ge=100, le=599)
+    json_fields: dict[str, JsonScalar] = Field(default_factory=dict, alias="json")
+    response_time_ms: Ceiling | None = None
+
+
+class HttpTarget(Target):
+    kind: ClassVar[str] = "http"
+    url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")]
+    timeout_s: Seconds = 5.0
+    verify_tls: bool = True
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    health: HealthExpectation | None = None
+
+
+class PostgresTarget(Target):
+    kind: ClassVar[str] = "postgres"
+    dsn: Annotated[str, StringConstraints(pattern=r"^postgres(ql)?://\S+$")]
+    password: SecretStr | None = None
+    connect_timeout_s: Seconds = 3.0
+    statement_timeout_ms: Annotated[int, Field(gt=0, le=3_600_000)] = 5000
+
+
+class RedisTarget(Target):
+    kind: ClassVar[str] = "redis"
+    url: Annotated[str, StringConstraints(pattern=r"^rediss?://\S+$")]
+    password: SecretStr | None = None
+    timeout_s: Seconds = 3.0
+
+
+class Environment(Model):
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    tier: Tier
+    description: str = ""
+    severity: Severity = Field("p2", description="severity of checks that do not set their own")
+    vars_file: str | None = Field(None, description="KEY=VALUE file read for ${VAR} references")
+    http: dict[TargetName, HttpTarget] = Field(default_factory=dict)
+    postgres: dict[TargetName, PostgresTarget] = Field(default_factory=dict)
+    redis: dict[TargetName, RedisTarget] = Field(default_factory=dict)
+
+    @field_validator("http", "postgres", "redis", mode="before")
+    @classmethod
+    def _name_targets(cls, value):
+        """An empty section is no targets; each target learns its name from its key."""
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            return value
+        named = {}
+        for key, spec in value.items():
+            if isinstance(spec, dict):
+                if spec.get("name", key) != key:
+                    raise ValueError(f"{key}: 'name' must equal the key or be left out")
+                spec = {**spec, "name": key}
+            named[key] = spec
+        return named
+
+    def targets(self, kind: str) -> dict[str, Target]:
+        return getattr(self, kind)
+
+    @property
+    def read_only(self) -> bool:
+        """Sessions opened on anything but the sandbox tier are read-only."""
+        return self.tier != "sandbox"
+
+
+KINDS = ("http", "postgres", "redis")

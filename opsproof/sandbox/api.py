@@ -1,0 +1,177 @@
+"""The sandbox's demo API: /health, /ready, /metrics and /v1/wallets, backed by its PostgreSQL and Redis.
+
+Faults are injected through ``/_sandbox/faults`` (sandbox only): ``{"health": "degraded"}``,
+``{"delay_ms": 3000}``, ``{"status": 500}``, ``{"unready": "migrations"}``; DELETE clears them.
+Run as ``python -m opsproof.sandbox.api --port N``; connection settings come from the environment
+(``SANDBOX_PG_DSN``, ``SANDBOX_PG_PASSWORD``, ``SANDBOX_REDIS_URL``, ``SANDBOX_REDIS_PASSWORD``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+VERSION = "1.4.2"
+REGISTRY = CollectorRegistry()
+REQUESTS = Counter("http_requests_total", "HTTP requests", ["path", "status"], registry=REGISTRY)
+ERRORS = Counter("errors_total", "HTTP error responses", ["status"], registry=REGISTRY)
+LATENCY = Histogram("http_request_duration_seconds", "Request latency", ["path"], registry=REGISTRY)
+DB_UP = Gauge("database_up", "1 when the database answered the last health probe", registry=REGISTRY)
+CACHE_UP = Gauge("cache_up", "1 when the cache answered the last health probe", registry=REGISTRY)
+
+
+class Backends:
+    """One connection each to PostgreSQL and Redis, reopened when lost."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._pg = None
+        self._redis = None
+
+    def database(self) -> bool:
+        import psycopg
+
+        with self._lock:
+            try:
+                if self._pg is None or self._pg.closed:
+                    self._pg = psycopg.connect(
+                        os.environ["SANDBOX_PG_DSN"], password=os.environ.get("SANDBOX_PG_PASSWORD"),
+                        connect_timeout=2, autocommit=True,
+                    )
+                self._pg.execute("SELECT 1")
+                return True
+            except psycopg.Error:
+                self._pg = None
+                return False
+
+    def wallets(self, limit: int = 20) -> list[dict]:
+        with self._lock:
+            rows = self._pg.execute(
+                "SELECT id, currency, balance::text FROM wallets ORDER BY id LIMIT %s", (limit,)
+            ).fetchall()
+        return [{"id": r[0], "currency": r[1], "balance": r[2]} for r in rows]
+
+    def cache(self) -> bool:
+        import redis
+
+        try:
+            if self._redis is None:
+                self._redis = redis.Redis.from_url(
+                    os.environ["SANDBOX_REDIS_URL"], password=os.environ.get("SANDBOX_REDIS_PASSWORD"),
+                    socket_timeout=2, socket_connect_timeout=2,
+                )
+            self._redis.get("cache:wallet:1")
+            return True
+        except redis.RedisError:
+            self._redis = None
+            return False
+
+
+class Faults:
+    def __init__(self):
+        self.settings: dict = {}
+
+
+def make_handler(backends: Backends, faults: Faults):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = f"opsproof-sandbox/{VERSION}"
+
+        def log_message(self, *args):  # quiet: the sandbox is not a log producer
+            pass
+
+        def _send(self, status: int, body, content_type="application/json"):
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            path = self.path.split("?")[0]
+            REQUESTS.labels(path, str(status)).inc()
+            if status >= 500:
+                ERRORS.labels(str(status)).inc()
+
+        def do_GET(self):
+            started = time.perf_counter()
+            path = self.path.split("?")[0]
+            settings = faults.settings
+            if settings.get("delay_ms") and path != "/_sandbox/faults":
+                time.sleep(settings["delay_ms"] / 1000)
+            route = {
+                "/health": self._health, "/ready": self._ready, "/metrics": self._metrics,
+                "/v1/wallets": self._wallets, "/_sandbox/faults": lambda: self._send(200, settings),
+            }.get(path)
+            if route is None:
+                self._send(404, {"error": "not found"})
+            else:
+                route()
+            LATENCY.labels(path).observe(time.perf_counter() - started)
+
+        def _health(self):
+            database, cache = backends.database(), backends.cache()
+            DB_UP.set(int(database))
+            CACHE_UP.set(int(cache))
+            healthy = database and cache and faults.settings.get("health") != "degraded"
+            body = {
+                "status": "healthy" if healthy else "degraded",
+                "version": VERSION,
+                "services": {"database": "connected" if database else "down", "cache": "connected" if cache else "down"},
+            }
+            self._send(faults.settings.get("status", 200 if healthy else 503), body)
+
+        def _ready(self):
+            components = {
+                "database": {"ready": backends.database()},
+                "cache": {"ready": backends.cache()},
+                "migrations": {"ready": True},
+            }
+            unready = faults.settings.get("unready")
+            if unready in components:
+                components[unready] = {"ready": False, "reason": "injected fault"}
+            ready = all(c["ready"] for c in components.values())
+            self._send(200 if ready else 503, {"ready": ready, "checks": components})
+
+        def _metrics(self):
+            self._send(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
+
+        def _wallets(self):
+            if faults.settings.get("status"):
+                self._send(faults.settings["status"], {"error": "injected fault"})
+            elif not backends.database():
+                self._send(503, {"error": "database unavailable"})
+            else:
+                self._send(200, {"wallets": backends.wallets()})
+
+        def do_POST(self):
+            if self.path != "/_sandbox/faults":
+                self._send(404, {"error": "not found"})
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            faults.settings.update(json.loads(self.rfile.read(length) or b"{}"))
+            self._send(200, faults.settings)
+
+        def do_DELETE(self):
+            faults.settings.clear()
+            self._send(200, faults.settings)
+
+    return Handler
+
+
+def serve(port: int) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(Backends(), Faults()))
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    serve(parser.parse_args().port)

@@ -1,0 +1,117 @@
+"""A throwaway PostgreSQL cluster on a free loopback port, run as an unprivileged user when root."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+from opsproof.sandbox.processes import SandboxError, require_binary, unprivileged_user
+
+DATABASE = "bankchain"
+APP_USER = "bankchain"
+ADMIN_USER = "opsproof_admin"
+
+
+def bindir() -> Path:
+    """Debian keeps the server binaries in /usr/lib/postgresql/<major>/bin, off the PATH."""
+    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+    if versions:
+        return Path(versions[-1]).parent
+    initdb = require_binary("initdb", "postgresql")
+    return Path(os.path.realpath(initdb)).parent
+
+
+def _as_server_user(args: list[str], **kwargs) -> subprocess.CompletedProcess:
+    user = unprivileged_user()
+    if user is not None:
+        kwargs.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
+        kwargs["env"] = {**os.environ, "HOME": "/tmp", "USER": user.pw_name, "LOGNAME": user.pw_name}
+    return subprocess.run(args, capture_output=True, text=True, **kwargs)
+
+
+def create_cluster(state_dir: Path, port: int, admin_password: str) -> Path:
+    """initdb a cluster with scram auth; returns its data directory."""
+    user = unprivileged_user()
+    # As root the data lives in its own /tmp folder, so the server user need not traverse the state dir.
+    parent = Path(tempfile.mkdtemp(prefix="opsproof-pg-")) if user else state_dir
+    data_dir = parent / "data"
+    pwfile = parent / "pwfile"
+    pwfile.write_text(admin_password + "\n")
+    if user:
+        os.chmod(parent, 0o755)
+        os.chown(parent, user.pw_uid, user.pw_gid)
+        os.chown(pwfile, user.pw_uid, user.pw_gid)
+    os.chmod(pwfile, 0o600)
+    result = _as_server_user([
+        str(bindir() / "initdb"), "-D", str(data_dir), "--auth=scram-sha-256", f"--username={ADMIN_USER}",
+        f"--pwfile={pwfile}", "--no-sync", "--encoding=UTF8", "--locale=C",
+    ])
+    pwfile.unlink()
+    if result.returncode != 0:
+        raise SandboxError(f"initdb failed: {(result.stderr or result.stdout).strip().splitlines()[-1:]}")
+    return data_dir
+
+
+def start(data_dir: Path, port: int) -> int:
+    """Start the server and wait until it accepts connections; returns the postmaster pid."""
+    options = [
+        "-c listen_addresses=127.0.0.1", f"-c port={port}", "-c unix_socket_directories=''", "-c fsync=off",
+        "-c synchronous_commit=off", "-c full_page_writes=off", "-c max_connections=40", "-c wal_level=replica",
+        "-c max_wal_senders=4",
+    ]
+    extension = Path(str(bindir()).replace("/lib/", "/share/")).parent / "extension/pg_stat_statements.control"
+    if extension.exists():
+        options.append("-c shared_preload_libraries=pg_stat_statements")
+    result = _as_server_user([
+        str(bindir() / "pg_ctl"), "-D", str(data_dir), "-l", str(data_dir / "server.log"), "-w", "-t", "60",
+        "-o", " ".join(options), "start",
+    ])
+    if result.returncode != 0:
+        log = (data_dir / "server.log").read_text(errors="replace") if (data_dir / "server.log").exists() else ""
+        raise SandboxError(f"PostgreSQL did not start: {(log or result.stderr).strip().splitlines()[-1:]}")
+    return int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+
+
+def stop(data_dir: Path) -> None:
+    if (data_dir / "postmaster.pid").exists():
+        _as_server_user([str(bindir() / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "-t", "30", "stop"])
+
+
+def remove(data_dir: Path, state_dir: Path) -> None:
+    """Remove the cluster's files (its own /tmp folder when it ran as another user)."""
+    parent = data_dir.parent
+    shutil.rmtree(parent if parent != state_dir else data_dir, ignore_errors=True)
+
+
+def seed(port: int, admin_password: str, app_password: str) -> None:
+    """Create the application role and database and load the runbook-shaped data."""
+    import psycopg
+    from psycopg import sql
+
+    admin = dict(host="127.0.0.1", port=port, user=ADMIN_USER, password=admin_password, connect_timeout=5)
+    with psycopg.connect(dbname="postgres", autocommit=True, **admin) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(APP_USER), app_password))
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(DATABASE), sql.Identifier(APP_USER)))
+    sql = resources.files("opsproof.sandbox").joinpath("seed.sql").read_text()
+    with psycopg.connect(dbname=DATABASE, **admin) as conn:
+        conn.execute(f"SET ROLE {APP_USER}")
+        conn.execute(sql)
+        conn.execute("RESET ROLE")
+        if _has_extension(conn, "pg_stat_statements"):
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            conn.execute(f"GRANT pg_read_all_stats TO {APP_USER}")
+
+
+def _has_extension(conn, name: str) -> bool:
+    row = conn.execute("SELECT count(*) FROM pg_available_extensions WHERE name = %s", (name,)).fetchone()
+    return bool(row and row[0])
+
+
+def dsn(port: int, user: str = APP_USER, database: str = DATABASE) -> str:
+    return f"postgresql://{user}@127.0.0.1:{port}/{database}"
+
