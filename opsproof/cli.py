@@ -16,6 +16,8 @@ from opsproof.paths import project_root
 
 EXIT_OK, EXIT_GATING, EXIT_INTERRUPTED, EXIT_USAGE = 0, 1, 2, 4
 SUITES = ("smoke", "nightly", "backup", "dr")
+# Plugins that arrive with dependencies but play no part in a checks run: not loading them saves ~0.4 s.
+UNUSED_PLUGINS = ("anyio", "pytest_httpserver")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,6 +28,8 @@ class _Parser(argparse.ArgumentParser):
 def _pytest_args(args: argparse.Namespace, suite: str | None) -> list[str]:
     root = project_root()
     command = ["-c", str(root / "pyproject.toml"), "--rootdir", str(root), str(root / "checks")]
+    for plugin in UNUSED_PLUGINS:
+        command += ["-p", f"no:{plugin}"]
     if args.env:
         command += ["--env", args.env]
     if suite:

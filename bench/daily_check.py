@@ -1,0 +1,77 @@
+"""Benchmark: the runbooks' daily health check as a shell script vs as `opsproof run --suite smoke`.
+
+Starts its own sandbox, runs each side ``--runs`` times (a warm-up run first), and prints both
+median wall times and the ratio. Usage: ``.venv/bin/python bench/daily_check.py [--runs 11]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from opsproof import sandbox as sandbox_module
+from opsproof.sandbox import postgres as sandbox_pg
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def timed(command: list[str], env: dict, cwd: Path) -> tuple[float, int, str]:
+    started = time.perf_counter()
+    result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+    return time.perf_counter() - started, result.returncode, result.stdout + result.stderr
+
+
+def median_of(runs: int, command: list[str], env: dict, cwd: Path, label: str) -> float:
+    timed(command, env, cwd)  # warm-up: page cache, first connections
+    times = []
+    for _ in range(runs):
+        seconds, code, output = timed(command, env, cwd)
+        if code != 0 or "FAILED" in output:
+            sys.exit(f"{label} did not pass (exit {code}):\n{output[-2000:]}")
+        times.append(seconds)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=11)
+    args = parser.parse_args()
+    for tool in ("curl", "jq", "psql", "redis-cli"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is needed for the shell baseline (make bench installs it)")
+    state_dir = Path(tempfile.mkdtemp(prefix="opsproof-bench-"))
+    box = sandbox_module.up(state_dir)
+    try:
+        env_file = state_dir / "bench.yaml"
+        env_file.write_text(
+            (ROOT / "environments" / "local.yaml").read_text()
+            .replace("name: local", "name: bench").replace("../.opsproof/sandbox/vars.env", "vars.env")
+        )
+        shell_env = {
+            **os.environ, "API_URL": box.api_url, "PGHOST": "127.0.0.1", "PGPORT": str(box.pg_port),
+            "PGUSER": sandbox_pg.APP_USER, "PGDATABASE": sandbox_pg.DATABASE, "PGPASSWORD": box.pg_password,
+            "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(box.redis_port), "REDISCLI_AUTH": box.redis_password,
+        }
+        shell_s = median_of(args.runs, ["bash", str(ROOT / "bench" / "runbook-daily-check.sh")], shell_env, ROOT,
+                            "shell script")
+        opsproof_cmd = [str(Path(sys.executable).parent / "opsproof"), "run", "--env", str(env_file), "--suite",
+                        "smoke", "--reports-dir", str(state_dir / "reports"), "-q"]
+        opsproof_s = median_of(args.runs, opsproof_cmd, dict(os.environ), ROOT, "opsproof smoke")
+    finally:
+        sandbox_module.down(state_dir)
+        shutil.rmtree(state_dir, ignore_errors=True)
+    print(f"daily health check, median of {args.runs} runs against the sandbox:")
+    print(f"  shell (curl, psql, redis-cli, one after another): {shell_s * 1000:7.0f} ms")
+    print(f"  opsproof run --suite smoke (with all 3 reports):  {opsproof_s * 1000:7.0f} ms")
+    print(f"  ratio opsproof / shell: {opsproof_s / shell_s:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,241 @@
+"""The plugin in inner pytest sessions: selection, validation, parametrisation, outcomes, gate, reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+INI = """\
+[pytest]
+opsproof_env = {default_env}
+markers =
+    smoke: s
+    nightly: n
+    p0: p0
+    p1: p1
+    p2: p2
+    p3: p3
+"""
+
+ENV = """\
+tier: staging
+severity: p2
+http:
+  api: {url: "http://127.0.0.1:9/"}
+  web: {url: "http://127.0.0.1:9/", severity: p3}
+"""
+
+
+def make_project(pytester: pytest.Pytester, tests: str, env: str = ENV, name: str = "unit", default_env="unit"):
+    pytester.makefile(".ini", pytest=INI.format(default_env=default_env))
+    (pytester.path / "environments").mkdir(exist_ok=True)
+    (pytester.path / "environments" / f"{name}.yaml").write_text(env)
+    pytester.makepyfile(test_checks=textwrap.dedent(tests))
+
+
+def run(pytester: pytest.Pytester, *args: str):
+    return pytester.runpytest_inprocess("-p", "fixtures.plugin", *args)
+
+
+def results(pytester: pytest.Pytester) -> dict:
+    (found,) = list((pytester.path / "reports").glob("*/*/results.json"))
+    return json.loads(found.read_text())
+
+
+# --- environment selection and validation ---------------------------------------------------------
+
+def test_env_option_beats_variable_beats_ini(pytester, monkeypatch):
+    make_project(pytester, "def test_nothing(): pass\n", name="from-ini", default_env="from-ini")
+    for name in ("from-option", "from-variable"):
+        (pytester.path / "environments" / f"{name}.yaml").write_text(ENV)
+    monkeypatch.setenv("OPSPROOF_ENV", "from-variable")
+    run(pytester, "--env", "from-option").stdout.fnmatch_lines(["*environment from-option*chosen by --env*"])
+    run(pytester).stdout.fnmatch_lines(["*environment from-variable*chosen by $OPSPROOF_ENV*"])
+    monkeypatch.delenv("OPSPROOF_ENV")
+    run(pytester).stdout.fnmatch_lines(["*environment from-ini*chosen by ini default*"])
+
+
+def test_bad_environment_exits_4_with_one_line_and_writes_nothing(pytester):
+    make_project(pytester, "def test_nothing(): pass\n", env=ENV.replace("severity: p2", "severity: p9"))
+    result = run(pytester, "--env", "unit")
+    assert result.ret == 4
+    errors = [line for line in result.stderr.lines if line.strip()]
+    assert errors == ["ERROR: environments/unit.yaml: severity: Input should be 'p0', 'p1', 'p2' or 'p3'"]
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert not (pytester.path / "reports").exists()
+
+
+def test_missing_environment_file_is_a_usage_error(pytester):
+    make_project(pytester, "def test_nothing(): pass\n")
+    result = run(pytester, "--env", "nope")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["ERROR: environments/nope.yaml: no such environment file"])
+
+
+# --- targets become parametrised checks -------------------------------------------------------------
+
+def test_each_target_is_a_test_id_and_kinds_without_targets_skip(pytester):
+    make_project(pytester, """
+        def test_health_returns_expected_status(http_target): pass
+        def test_postgres_answers_select_1(postgres_target): pass
+    """)
+    result = run(pytester, "--env", "unit", "-v", "-rs")
+    result.stdout.fnmatch_lines([
+        "*test_health_returns_expected_status[[]api[]] PASSED*",
+        "*test_health_returns_expected_status[[]web[]] PASSED*",
+        "*test_postgres_answers_select_1[[]no-postgres[]] SKIPPED*",
+        "*no postgres targets in environment unit*",
+    ])
+
+
+def test_severity_is_target_then_marker_then_environment(pytester):
+    make_project(pytester, """
+        import pytest
+        @pytest.mark.p0
+        def test_marked(http_target): pass
+        def test_unmarked(http_target): pass
+    """)
+    run(pytester, "--env", "unit")
+    severities = {r["id"].split("::")[1]: r["severity"] for r in results(pytester)["checks"]}
+    assert severities == {
+        "test_marked[api]": "p0", "test_marked[web]": "p3", "test_unmarked[api]": "p2", "test_unmarked[web]": "p3",
+    }
+    run(pytester, "--env", "unit", "-m", "p3", "--collect-only", "-q").stdout.fnmatch_lines(
+        ["*test_marked[[]web[]]", "*test_unmarked[[]web[]]"]
+    )
+
+
+# --- outcomes and the gate ----------------------------------------------------------------------------
+
+CHECKS = """
+    import pytest
+    from opsproof.errors import ProbeError
+    from opsproof.thresholds import Ceiling
+
+    @pytest.mark.{severity}
+    def test_subject(http_target, evidence):
+        if http_target.name != "api":
+            pytest.skip("only api")
+        {body}
+"""
+BODIES = {
+    "pass": 'evidence.expect("status_code", 200, "==", 200)',
+    "fail": 'evidence.expect("status_code", 500, "==", 200)',
+    "warn": 'evidence.within("response_time_ms", 700.0, Ceiling(warn=500, crit=2000))',
+    "crit": 'evidence.within("response_time_ms", 2310.0, Ceiling(warn=500, crit=2000))',
+    "error": 'raise ProbeError("GET /health: no response within 2 s", unreachable=True)',
+}
+
+
+@pytest.mark.parametrize(
+    ("body", "severity", "args", "exit_code", "outcome"),
+    [
+        ("pass", "p0", [], 0, "passed"),
+        ("fail", "p0", [], 1, "failed"),
+        ("fail", "p1", [], 1, "failed"),
+        ("fail", "p2", [], 0, "failed"),
+        ("fail", "p2", ["--gate", "p2"], 1, "failed"),
+        ("warn", "p1", [], 0, "warned"),
+        ("warn", "p1", ["--fail-on-warn"], 1, "warned"),
+        ("crit", "p1", [], 1, "failed"),
+        ("error", "p1", [], 1, "error"),
+        ("error", "p3", [], 0, "error"),
+    ],
+)
+def test_gate_decides_exit_code(pytester, body, severity, args, exit_code, outcome):
+    make_project(pytester, CHECKS.format(severity=severity, body=BODIES[body]))
+    result = run(pytester, "--env", "unit", *args)
+    assert result.ret == exit_code
+    record = results(pytester)["checks"][0]
+    assert (record["outcome"], record["severity"], record["gating"]) == (outcome, severity, bool(exit_code))
+
+
+@pytest.mark.parametrize(("body", "severity", "exit_code"), [("fail", "p1", 1), ("fail", "p2", 0), ("warn", "p0", 0)])
+def test_gate_holds_under_xdist(pytester, monkeypatch, body, severity, exit_code):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    make_project(pytester, CHECKS.format(severity=severity, body=BODIES[body]))
+    result = pytester.runpytest_subprocess("-p", "fixtures.plugin", "--env", "unit", "-n", "2")
+    assert result.ret == exit_code
+    records = results(pytester)["checks"]
+    assert {r["id"].split("::")[1]: r["outcome"] for r in records}["test_subject[api]"] == (
+        "warned" if body == "warn" else "failed"
+    )
+
+
+def test_evidence_message_and_values_reach_results(pytester):
+    make_project(pytester, CHECKS.format(severity="p1", body=BODIES["crit"]))
+    result = run(pytester, "--env", "unit")
+    result.stdout.fnmatch_lines(["*response_time_ms (2310.0) <= 2000 on http.api (crit)*"])
+    record = results(pytester)["checks"][0]
+    assert record["message"] == "response_time_ms (2310.0) <= 2000 on http.api (crit)"
+    assert record["measurements"] == [
+        {"measure": "response_time_ms", "value": 2310.0, "op": "<=", "warn": 500.0, "crit": 2000.0, "verdict": "crit"}
+    ]
+
+
+def test_warned_check_is_shown_and_counted(pytester):
+    make_project(pytester, CHECKS.format(severity="p1", body=BODIES["warn"]))
+    result = run(pytester, "--env", "unit", "-v")
+    result.stdout.fnmatch_lines([
+        "*test_subject[[]api[]] WARNED*",
+        "*WARNED*p1 test_checks.py::test_subject[[]api[]]: response_time_ms (700.0) <= 500 on http.api (warn)",
+        "opsproof: PASS (gate p1): 2 checks [[]1 warned, 1 skipped[]]*",
+    ])
+    assert results(pytester)["checks"][0]["outcome"] == "warned"
+
+
+def test_passed_check_still_records_measured_values(pytester):
+    make_project(pytester, CHECKS.format(severity="p1", body=BODIES["pass"]))
+    run(pytester, "--env", "unit")
+    assert results(pytester)["checks"][0]["measurements"][0]["value"] == 200
+
+
+# --- reports ------------------------------------------------------------------------------------------
+
+def test_failing_run_writes_all_three_reports_and_a_verdict(pytester):
+    make_project(pytester, CHECKS.format(severity="p0", body=BODIES["fail"]))
+    result = run(pytester, "--env", "unit", "-m", "p0 or p3")
+    (run_dir,) = list((pytester.path / "reports" / "unit").iterdir())
+    assert run_dir.name.endswith("Z-p0-or-p3")
+    assert {p.name for p in run_dir.iterdir()} == {"report.html", "junit.xml", "results.json"}
+    html = (run_dir / "report.html").read_text()
+    assert "Severity" in html and "status_code (500) == 200 on http.api" in html
+    assert "status_code (500) == 200 on http.api" in (run_dir / "junit.xml").read_text()
+    result.stdout.fnmatch_lines([
+        f"report.html*{run_dir / 'report.html'}",
+        "opsproof: FAIL (gate p1): 1 gating of 2 checks*first: test_checks.py::test_subject[[]api[]]",
+    ])
+
+
+def test_interrupted_run_still_writes_reports(pytester):
+    make_project(pytester, """
+        import time
+        def test_hangs(http_target):
+            time.sleep(60)
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "fixtures.plugin", "--env", "unit", "-p", "no:cacheprovider"],
+        cwd=pytester.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not list(pytester.path.glob("reports")) and process.poll() is None:
+        time.sleep(0.1)
+    time.sleep(1.5)  # let collection finish and the first check start sleeping
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 2, output
+    data = results(pytester)
+    assert data["interrupted"] is True and data["exit_code"] == 2
+    (run_dir,) = list((pytester.path / "reports" / "unit").iterdir())
+    assert (run_dir / "junit.xml").exists() and (run_dir / "report.html").exists()

@@ -1,0 +1,58 @@
+"""The sandbox starts real servers, records them, and stops exactly those."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import httpx
+import psycopg
+import redis
+
+from opsproof.cli import main
+from opsproof.sandbox import load
+from opsproof.sandbox.processes import alive
+
+
+def uid_of(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return int(next(line for line in status if line.startswith("Uid:")).split()[1])
+
+
+def test_sandbox_serves_seeded_data_behind_passwords(sandbox):
+    with psycopg.connect(sandbox.pg_dsn, password=sandbox.pg_password, connect_timeout=5) as conn:
+        failed_24h = conn.execute(
+            "SELECT count(*) FROM transactions WHERE status='failed' AND created_at > now() - interval '24 hours'"
+        ).fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    assert failed_24h == 6
+    assert {"users", "transactions", "compliance_alerts", "settlements", "reconciliation_logs"} <= tables
+    client = redis.Redis.from_url(sandbox.redis_url, password=sandbox.redis_password, socket_timeout=5)
+    assert client.llen("queues:default") == 12
+    health = httpx.get(f"{sandbox.api_url}/health", timeout=5).json()
+    assert health == {"status": "healthy", "version": "1.4.2",
+                      "services": {"database": "connected", "cache": "connected"}}
+    assert "http_requests_total" in httpx.get(f"{sandbox.api_url}/metrics", timeout=5).text
+
+
+def test_postgres_runs_unprivileged_even_as_root(sandbox):
+    assert uid_of(sandbox.pg_pid) != 0
+
+
+def test_up_status_down_stop_exactly_what_was_started(tmp_path, capsys):
+    state_dir = tmp_path / "box"
+    assert main(["sandbox", "up", "--state-dir", str(state_dir)]) == 0
+    started = load(state_dir)
+    pids = started.pids()
+    assert all(alive(pid) for pid in pids.values())
+    vars_file = state_dir / "vars.env"
+    assert stat.S_IMODE(os.stat(vars_file).st_mode) == 0o600
+    assert f"SANDBOX_PG_PASSWORD={started.pg_password}" in vars_file.read_text()
+    assert main(["sandbox", "status", "--state-dir", str(state_dir)]) == 0
+    assert capsys.readouterr().out.count("running pid") == 3
+    assert main(["sandbox", "down", "--state-dir", str(state_dir)]) == 0
+    assert not any(alive(pid) for pid in pids.values())
+    assert not state_dir.exists() and not os.path.exists(started.pg_data_dir)
+    assert main(["sandbox", "down", "--state-dir", str(state_dir)]) == 0
+    assert "nothing (was not running)" in capsys.readouterr().out
+    assert main(["sandbox", "status", "--state-dir", str(state_dir)]) == 1
