@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -163,6 +165,28 @@ def make_handler(backends: Backends, faults: Faults):
             self._send(200, faults.settings)
 
     return Handler
+
+
+def component(box) -> None:
+    """Sandbox component: this API as a process of its own, reading connection settings from its environment."""
+    from pathlib import Path
+
+    from opsproof.sandbox.processes import SandboxError, free_port, wait_for_port
+
+    port = free_port()
+    box.variables["SANDBOX_API_URL"] = f"http://127.0.0.1:{port}"
+    log_path = Path(box.state_dir) / "api.log"
+    env = {**os.environ, **{k: box.variables[k] for k in (
+        "SANDBOX_PG_DSN", "SANDBOX_PG_PASSWORD", "SANDBOX_REDIS_URL", "SANDBOX_REDIS_PASSWORD")}}
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "opsproof.sandbox.api", "--port", str(port)],
+                                   env=env, stdout=log, stderr=log, start_new_session=True, cwd=box.state_dir)
+    box.add_process("api", process.pid, port)
+    try:
+        wait_for_port(port, 20, "the demo API", process)
+    except SandboxError as error:
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-1:]
+        raise SandboxError(f"{error}: {' '.join(tail)}") from None
 
 
 def serve(port: int) -> None:

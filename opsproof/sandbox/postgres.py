@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -115,3 +116,21 @@ def _has_extension(conn, name: str) -> bool:
 def dsn(port: int, user: str = APP_USER, database: str = DATABASE) -> str:
     return f"postgresql://{user}@127.0.0.1:{port}/{database}"
 
+
+
+def component(box) -> None:
+    """Sandbox component: a seeded cluster, its admin and application passwords."""
+    from opsproof.sandbox.processes import free_port
+
+    admin_password, app_password, port = secrets.token_urlsafe(18), secrets.token_urlsafe(18), free_port()
+    box.variables.update(SANDBOX_PG_ADMIN_PASSWORD=admin_password, SANDBOX_PG_PASSWORD=app_password,
+                         SANDBOX_PG_DSN=dsn(port))
+    data_dir = create_cluster(Path(box.state_dir), port, admin_password)
+    cleanup = [str(data_dir.parent if data_dir.parent != Path(box.state_dir) else data_dir)]
+    try:
+        pid = start(data_dir, port)
+    except BaseException:
+        remove(data_dir, Path(box.state_dir))
+        raise
+    box.add_process("postgres", pid, port, data_dir=str(data_dir), cleanup=cleanup)
+    seed(port, admin_password, app_password)

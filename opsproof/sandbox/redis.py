@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 from pathlib import Path
 
@@ -44,3 +45,13 @@ def seed(port: int, password: str) -> None:
         for n in range(400):  # traffic, so the keyspace hit rate means something
             client.get(f"cache:wallet:{n % 250}")
         client.save()
+
+
+def component(box) -> None:
+    """Sandbox component: a password-protected Redis with a cache, a queue and some traffic."""
+    from opsproof.sandbox.processes import free_port
+
+    password, port = secrets.token_urlsafe(18), free_port()
+    box.variables.update(SANDBOX_REDIS_PASSWORD=password, SANDBOX_REDIS_URL=f"redis://127.0.0.1:{port}/0")
+    box.add_process("redis", start(Path(box.state_dir), port, password), port)
+    seed(port, password)
