@@ -1,27 +1,51 @@
-"""One place that turns a configured target into its probe, so checks and the CLI open them alike."""
+"""One place that turns a configured target into its probe, so checks and the CLI open them alike.
+
+Each kind registers a factory ``(target, environment) -> probe``; probe modules are imported only
+when a target of their kind is opened, so an environment without Kubernetes never imports it.
+"""
 
 from __future__ import annotations
 
-from opsproof.environment.model import Environment, HttpTarget, PostgresTarget, RedisTarget, Target
+from collections.abc import Callable
+
+from opsproof.environment.model import Environment, Target
+
+
+def _secret(value) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def _http(target, environment: Environment):
+    from opsproof.http import HttpProbe
+
+    headers = {k: v.get_secret_value() for k, v in target.headers.items()}
+    return HttpProbe(target.url, target.timeout_s, target.verify_tls, headers)
+
+
+def _postgres(target, environment: Environment):
+    from opsproof.postgres import PostgresProbe
+
+    return PostgresProbe(target.dsn, _secret(target.password), target.connect_timeout_s,
+                         target.statement_timeout_ms, environment.read_only)
+
+
+def _redis(target, environment: Environment):
+    from opsproof.redis import RedisProbe
+
+    return RedisProbe(target.url, _secret(target.password), target.timeout_s)
+
+
+FACTORIES: dict[str, Callable[[Target, Environment], object]] = {
+    "http": _http,
+    "postgres": _postgres,
+    "redis": _redis,
+}
 
 
 def open_probe(target: Target, environment: Environment):
     """A probe for ``target``; nothing connects until the first measurement."""
-    if isinstance(target, HttpTarget):
-        from opsproof.http import HttpProbe
-
-        headers = {k: v.get_secret_value() for k, v in target.headers.items()}
-        return HttpProbe(target.url, target.timeout_s, target.verify_tls, headers)
-    if isinstance(target, PostgresTarget):
-        from opsproof.postgres import PostgresProbe
-
-        password = target.password.get_secret_value() if target.password else None
-        return PostgresProbe(
-            target.dsn, password, target.connect_timeout_s, target.statement_timeout_ms, environment.read_only
-        )
-    if isinstance(target, RedisTarget):
-        from opsproof.redis import RedisProbe
-
-        password = target.password.get_secret_value() if target.password else None
-        return RedisProbe(target.url, password, target.timeout_s)
-    raise TypeError(f"no probe for {type(target).__name__}")
+    try:
+        factory = FACTORIES[target.kind]
+    except KeyError:
+        raise TypeError(f"no probe registered for {target.kind} targets") from None
+    return factory(target, environment)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationInfo, field_validator
 
 from opsproof.thresholds import Ceiling
 
@@ -75,10 +75,12 @@ class Environment(Model):
     postgres: dict[TargetName, PostgresTarget] = Field(default_factory=dict)
     redis: dict[TargetName, RedisTarget] = Field(default_factory=dict)
 
-    @field_validator("http", "postgres", "redis", mode="before")
+    @field_validator("*", mode="before")
     @classmethod
-    def _name_targets(cls, value):
+    def _name_targets(cls, value, info: ValidationInfo):
         """An empty section is no targets; each target learns its name from its key."""
+        if info.field_name not in KINDS:
+            return value
         if value is None:
             return {}
         if not isinstance(value, dict):
@@ -101,4 +103,14 @@ class Environment(Model):
         return self.tier != "sandbox"
 
 
-KINDS = ("http", "postgres", "redis")
+def _target_sections() -> tuple[str, ...]:
+    """Every section of Environment that maps names to targets: adding a kind is adding a field."""
+    kinds = []
+    for name, info in Environment.model_fields.items():
+        args = getattr(info.annotation, "__args__", ())
+        if len(args) == 2 and isinstance(args[1], type) and issubclass(args[1], Target):
+            kinds.append(name)
+    return tuple(kinds)
+
+
+KINDS = _target_sections()
