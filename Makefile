@@ -11,7 +11,7 @@ test: setup
 	.venv/bin/python -m pytest -c tests/pytest.ini tests
 
 bench: setup
-	@bash scripts/setup.sh curl jq
+	@bash scripts/setup.sh "curl curl" "jq jq" "psql postgresql-client" "redis-cli redis-tools"
 	.venv/bin/python bench/daily_check.py
 
 clean:

@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # Set up everything opsproof needs on a Debian machine: server binaries from the system's packages
-# (installed with apt when running as root, otherwise named exactly), then .venv with the project.
-# Idempotent: a second run only checks.
+# (scripts/system-packages.txt; installed with apt when running as root, otherwise named exactly),
+# then .venv with the project. Idempotent: a second run only checks. Extra "command package" pairs
+# may be given as arguments (make bench asks for curl and jq).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+present() {  # a command on the PATH, or a path pattern that matches a file
+  if [[ $1 == /* ]]; then compgen -G "$1" >/dev/null; else command -v "$1" >/dev/null 2>&1; fi
+}
+
 missing=()
-have() { command -v "$1" >/dev/null 2>&1; }
-have python3 || missing+=(python3)
-have python3 && { python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv); }
-compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || have initdb || missing+=(postgresql)
-have pg_dump || missing+=(postgresql-client)
-have redis-server || missing+=(redis-server)
-for extra in "$@"; do have "$extra" || missing+=("$extra"); done
+while read -r what package; do
+  [[ -z ${what:-} || $what == \#* ]] && continue
+  present "$what" || missing+=("$package")
+done < <(cat scripts/system-packages.txt; for pair in "$@"; do echo "$pair"; done)
+present python3 && { python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv); }
 
 if ((${#missing[@]})); then
-  if [[ $(id -u) -eq 0 ]] && have apt-get; then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
     echo "opsproof setup: installing ${missing[*]} with apt-get" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
