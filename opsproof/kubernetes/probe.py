@@ -7,12 +7,14 @@ stay pure and are tested with kubectl's own cases. The client is imported on fir
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import datetime, timezone
 
 from opsproof.errors import ProbeError, first_line
 from opsproof.kubernetes.rollout import RolloutError, rollout_status
 
+_CONNECTION_PREFIX = r"^(<[^>]*>|\w+\(host=[^)]*\)): "
 _READERS = {"Deployment": "read_namespaced_deployment", "StatefulSet": "read_namespaced_stateful_set",
             "DaemonSet": "read_namespaced_daemon_set"}
 
@@ -58,7 +60,7 @@ class KubernetesProbe:
     def _call(self, api: str, method: str, *args, **kwargs) -> dict:
         from kubernetes import client
         from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError, TimeoutError as Urllib3Timeout
+        from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError as Urllib3Timeout
 
         what = f"{method}({', '.join(map(str, args))})"
         try:
@@ -69,10 +71,10 @@ class KubernetesProbe:
             raise ProbeError(f"{what}: HTTP {exc.status} {exc.reason}") from None
         except HTTPError as exc:
             reason = getattr(exc, "reason", None) or exc
-            if isinstance(reason, Urllib3Timeout):
+            if isinstance(reason, Urllib3Timeout) and not isinstance(reason, NewConnectionError):  # a subclass
                 problem = f"no answer within {self.timeout_s:g} s"
-            else:  # urllib3 prefixes the connection object's repr: keep the part a person reads
-                problem = f"{type(reason).__name__}: {first_line(reason).split('>: ', 1)[-1]}"
+            else:  # urllib3 prefixes the connection object: keep the part a person reads
+                problem = f"{type(reason).__name__}: {re.sub(_CONNECTION_PREFIX, '', first_line(reason))}"
             raise ProbeError(f"{what}: {problem}", unreachable=True) from None
 
     def workload(self, kind: str, namespace: str, name: str) -> dict:
