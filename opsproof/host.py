@@ -7,7 +7,11 @@ ConnectTimeout, so a host that does not answer fails one check within ``timeout_
 
 from __future__ import annotations
 
+import os
 import shlex
+import shutil
+import subprocess
+import tempfile
 from datetime import datetime, timezone
 
 from opsproof.errors import ProbeError, first_line
@@ -22,6 +26,8 @@ class HostProbe:
         self._identity, self._ssh_config = ssh_identity_file, ssh_config
         self._host = None
         self._reached = False
+        self._control_dir: str | None = None
+        self._manager: str | None | bool = False  # False: not asked yet
 
     def _reach(self) -> None:
         """One round trip before testinfra modules run, so an unreachable host is said so."""
@@ -35,17 +41,25 @@ class HostProbe:
 
             kwargs = {}
             if not self.spec.startswith("local://"):
+                # one multiplexed ssh connection per probe: each check runs a few dozen short commands
+                self._control_dir = tempfile.mkdtemp(prefix="opsproof-ssh-")
                 kwargs = {"ssh_identity_file": self._identity, "ssh_config": self._ssh_config,
-                          "timeout": max(1, int(self.timeout_s)), "controlpersist": 0,
+                          "timeout": max(1, int(self.timeout_s)), "controlpersist": 120,
+                          "controlpath": os.path.join(self._control_dir, "master"),
                           "ssh_extra_args": "-o BatchMode=yes"}
             self._host = testinfra.get_host(self.spec, **{k: v for k, v in kwargs.items() if v is not None})
         return self._host
 
     def run(self, command: str) -> str:
         """stdout of a command that must succeed; an ssh failure makes the host unreachable."""
-        result = self._testinfra().run(command)
-        if result.rc == SSH_UNREACHABLE and not self.spec.startswith("local://"):
-            raise ProbeError(f"ssh {self.spec}: {first_line(result.stderr or 'connection failed')}", unreachable=True)
+        try:
+            result = self._testinfra().run(command)
+        except RuntimeError as exc:  # testinfra's ssh backend raises when ssh itself exits 255
+            result = exc.args[0] if exc.args and hasattr(exc.args[0], "rc") else None
+            if result is None or result.rc != SSH_UNREACHABLE:
+                raise
+            raise ProbeError(f"ssh {self.spec}: {first_line(result.stderr or 'connection failed')}",
+                             unreachable=True) from None
         if result.rc != 0:
             raise ProbeError(f"{command}: exit {result.rc}: {first_line(result.stderr or result.stdout or '')}")
         return result.stdout
@@ -78,17 +92,29 @@ class HostProbe:
         return load_5m / cpus, cpus
 
     def service_manager(self) -> str | None:
+        if self._manager is not False:
+            return self._manager
         host = self._testinfra()
         self._reach()  # unreachable is not "no service manager"
         if host.file("/run/systemd/system").is_directory:
-            return "systemd"
-        if host.exists("service"):
-            return "sysv"
-        return None
+            self._manager = "systemd"
+        else:
+            self._manager = "sysv" if host.exists("service") else None
+        return self._manager
 
     def service(self, name: str) -> tuple[bool, bool]:
-        """(running, enabled) from systemd, or from the init script and rc?.d links without it."""
-        service = self._testinfra().service(name)
+        """(running, enabled) from systemd, or from the init script and rc?.d links without it.
+
+        testinfra picks systemd whenever /sbin/init links to it, even in a container where systemd
+        is not running; only a running systemd (/run/systemd/system) can answer, so ask sysv otherwise.
+        """
+        host = self._testinfra()
+        if self.service_manager() == "systemd":
+            service = host.service(name)
+        else:
+            from testinfra.modules.service import SysvService
+
+            service = type("SysvService", (SysvService,), {"_host": host})(name)
         return bool(service.is_running), bool(service.is_enabled)
 
     def process_count(self, name: str) -> int:
@@ -135,4 +161,12 @@ class HostProbe:
         return left.total_seconds() / 86400, certificate.subject.rfc4514_string()
 
     def close(self) -> None:
+        """Ends the ssh master connection (it would otherwise linger for ControlPersist)."""
         self._host = None
+        if self._control_dir:
+            socket_path = os.path.join(self._control_dir, "master")
+            if os.path.exists(socket_path):
+                subprocess.run(["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "opsproof-host"],
+                               capture_output=True, timeout=self.timeout_s)
+            shutil.rmtree(self._control_dir, ignore_errors=True)
+            self._control_dir = None
