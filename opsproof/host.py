@@ -23,7 +23,8 @@ class HostProbe:
     def __init__(self, spec: str, ssh_identity_file: str | None = None, ssh_config: str | None = None,
                  timeout_s: float = 10.0):
         self.spec, self.timeout_s = spec, timeout_s
-        self._identity, self._ssh_config = ssh_identity_file, ssh_config
+        self._identity = os.path.expanduser(ssh_identity_file) if ssh_identity_file else None
+        self._ssh_config = os.path.expanduser(ssh_config) if ssh_config else None
         self._host = None
         self._reached = False
         self._control_dir: str | None = None

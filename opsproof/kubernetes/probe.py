@@ -7,6 +7,7 @@ stay pure and are tested with kubectl's own cases. The client is imported on fir
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from datetime import datetime, timezone
@@ -35,7 +36,8 @@ def label_selector(selector: dict) -> str:
 
 class KubernetesProbe:
     def __init__(self, kubeconfig: str | None, context: str | None, in_cluster: bool, request_timeout_s: float):
-        self._kubeconfig, self._context, self._in_cluster = kubeconfig, context, in_cluster
+        self._kubeconfig = os.path.expanduser(kubeconfig) if kubeconfig else None
+        self._context, self._in_cluster = context, in_cluster
         self.timeout_s = request_timeout_s
         self._client = None
         self._pods: dict[tuple[str, str], list[dict]] = {}
