@@ -240,3 +240,24 @@ def test_unreachable_host_errors_once_and_skips_the_rest(machine, run_host, sshd
         f"ssh: connect to host 127.0.0.1 port {refused_port}: Connection refused")
     assert {r["outcome"] for r in records[1:]} == {"skipped"}
     assert time.monotonic() - started < 2 + 3
+
+
+def test_silent_ssh_host_errors_within_its_timeout(machine, run_host, sshd, silent_port):
+    spec = machine.target(**{**sshd, "host": f"ssh://root@127.0.0.1:{silent_port}", "timeout_s": 1})
+    started = time.monotonic()
+    run = run_host(spec)
+    records = [r for r in run.results["checks"] if r["kind"] == "host"]
+    assert records[0]["outcome"] == "error"
+    assert records[0]["message"].startswith(f"could not measure on host.box: ssh ssh://root@127.0.0.1:{silent_port}: ")
+    assert "timed out" in records[0]["message"]
+    assert {r["outcome"] for r in records[1:]} == {"skipped"}
+    assert time.monotonic() - started < 1 + 3
+
+
+def test_environment_rejects_misordered_host_thresholds(write_env):
+    from opsproof.environment import load_environment
+    from opsproof.errors import ConfigError
+
+    path = write_env(host_env({"host": "local://", "filesystems": {"/": {"warn": 90, "crit": 80}}}))
+    with pytest.raises(ConfigError, match=r"host\.box\.filesystems\./.*warn \(90\) must not be above crit \(80\)"):
+        load_environment(path)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import yaml
-from kubernetes import client as _client, config as _config  # noqa: F401 - loaded once, kept across in-process runs
+from kubernetes import client as _client, config as _config  # noqa: F401 - loaded once, kept across runs
 
 NS = "shop"
 NOW = datetime.now(timezone.utc)
@@ -102,6 +102,18 @@ def _warning(name: str, reason: str, message: str, age: timedelta) -> dict:
             "count": 4, "firstTimestamp": _ts(-age), "lastTimestamp": _ts(-age)}
 
 
+def write_kubeconfig(directory, server: str) -> str:
+    """A kubeconfig like kubectl writes, pointing the client at ``server`` with a bearer token."""
+    path = directory / "kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "emulated",
+        "clusters": [{"name": "emulated", "cluster": {"server": server}}],
+        "users": [{"name": "gate", "user": {"token": "emulated-token-not-secret"}}],
+        "contexts": [{"name": "emulated", "context": {"cluster": "emulated", "user": "gate", "namespace": NS}}],
+    }))
+    return str(path)
+
+
 class Cluster:
     """What the emulated API serves; tests change a copy, the server answers from it."""
 
@@ -144,14 +156,7 @@ class Cluster:
         return self._json(lambda: obj)(request)
 
     def kubeconfig(self, directory) -> str:
-        path = directory / "kubeconfig"
-        path.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "emulated",
-            "clusters": [{"name": "emulated", "cluster": {"server": self._server.url_for("").rstrip("/")}}],
-            "users": [{"name": "gate", "user": {"token": "emulated-token-not-secret"}}],
-            "contexts": [{"name": "emulated", "context": {"cluster": "emulated", "user": "gate", "namespace": NS}}],
-        }))
-        return str(path)
+        return write_kubeconfig(directory, self._server.url_for("").rstrip("/"))
 
 
 @pytest.fixture
@@ -184,53 +189,11 @@ def test_healthy_cluster_passes_every_check_with_read_only_requests(cluster, run
     assert set(outcomes.values()) == {"passed"}, outcomes
     assert len(outcomes) == 11
     rollout = run.record("test_workloads_rolled_out", "staging")["measurements"]
-    assert rollout[0] == {"measure": "shop/Deployment/api rollout_status", "value": 'deployment "api" successfully rolled out'}
+    assert rollout[0] == {"measure": "shop/Deployment/api rollout_status",
+                          "value": 'deployment "api" successfully rolled out'}
     assert all(r.startswith("GET ") for r in cluster.requests)
     assert f"GET /api/v1/namespaces/{NS}/pods?labelSelector=app%3Dapi" in cluster.requests
     assert f"GET /api/v1/namespaces/{NS}/events?fieldSelector=type%3DWarning" in cluster.requests
-
-
-def test_rollout_waits_until_complete_within_the_deadline(cluster, run_k8s):
-    cluster.deployment["status"].update(updatedReplicas=1, replicas=3, availableReplicas=2)
-    cluster.rollout_after_reads = 4
-    run = run_k8s("-k", "rolled_out")
-    assert run.ret == 0, run.output
-    assert cluster.deployment_reads >= 4
-
-
-def test_rollout_not_complete_by_the_deadline_fails_with_kubectls_message(cluster, run_k8s):
-    cluster.deployment["status"].update(updatedReplicas=2, replicas=2, availableReplicas=1)
-    started = time.monotonic()
-    run = run_k8s("-k", "rolled_out", rollout_timeout_s=1)
-    assert run.ret == 1
-    assert run.record("test_workloads_rolled_out")["message"] == (
-        "shop/Deployment/api rollout ('Waiting for deployment \"api\" rollout to finish: 1 of 2 updated replicas "
-        "are available...') == 'complete' on kubernetes.staging")
-    assert time.monotonic() - started < 1 + 3
-
-
-def test_progress_deadline_exceeded_fails_at_once(cluster, run_k8s):
-    cluster.deployment["status"].update(updatedReplicas=1, availableReplicas=1)
-    cluster.deployment["status"]["conditions"][1].update(status="False", reason="ProgressDeadlineExceeded")
-    run = run_k8s("-k", "rolled_out", rollout_timeout_s=30)
-    assert run.record("test_workloads_rolled_out")["message"] == (
-        "shop/Deployment/api rollout ('error: deployment \"api\" exceeded its progress deadline') == 'complete' "
-        "on kubernetes.staging")
-    assert cluster.deployment_reads == 1
-
-
-def test_old_image_running_fails_the_version_check(cluster, run_k8s):
-    cluster.pods[1]["spec"]["containers"][0] = {**CONTAINER, "image": "registry.example.com/shop/api:1.4.2"}
-    run = run_k8s("-k", "version")
-    assert run.record("test_workloads_run_expected_version")["message"] == (
-        "shop/Deployment/api containers_not_on_1.4.3 ({'api-7d4b9c8f6d-q8m4z/api': '1.4.2'}) == {} "
-        "on kubernetes.staging")
-
-
-def test_expect_version_option_overrides_the_environment(cluster, run_k8s):
-    run = run_k8s("-k", "version", "--expect-version", "1.5.0")
-    assert run.record("test_workloads_run_expected_version")["message"].startswith(
-        "shop/Deployment/api containers_not_on_1.5.0 ({'api-7d4b9c8f6d-x2k9p/api': '1.4.3', ")
 
 
 def _container_status(pod: dict) -> dict:
@@ -305,39 +268,3 @@ def test_latest_tag_missing_probes_and_limits_are_warnings(cluster, run_k8s):
     assert record["message"] == "; ".join(
         f"shop/Deployment/api {finding} (1) <= 0 on kubernetes.staging (warn)"
         for finding in ("unpinned_images", "missing_probes", "missing_resources"))
-
-
-def test_unreachable_cluster_errors_once_and_skips_the_rest(tmp_path, write_env, run_checks, refused_port):
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "gone",
-        "clusters": [{"name": "gone", "cluster": {"server": f"http://127.0.0.1:{refused_port}"}}],
-        "users": [{"name": "u", "user": {}}], "contexts": [{"name": "gone", "context": {"cluster": "gone", "user": "u"}}],
-    }))
-    started = time.monotonic()
-    run = run_checks(write_env(k8s_environment(str(kubeconfig))), "-k", "test_kubernetes")
-    records = [r for r in run.results["checks"] if r["kind"] == "kubernetes"]
-    assert run.ret == 1
-    assert records[0]["outcome"] == "error"
-    assert records[0]["message"] == (
-        f"could not measure on kubernetes.staging: read_namespaced_deployment(api, {NS}): "
-        "NewConnectionError: Failed to establish a new connection: [Errno 111] Connection refused")
-    assert {r["outcome"] for r in records[1:]} == {"skipped"}
-    assert all(r["message"].startswith("kubernetes.staging is unreachable: read_namespaced_deployment") for r in records[1:])
-    assert time.monotonic() - started < 2 + 3
-
-
-def test_silent_cluster_errors_within_the_request_timeout(tmp_path, write_env, run_checks, silent_port):
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "hung",
-        "clusters": [{"name": "hung", "cluster": {"server": f"http://127.0.0.1:{silent_port}"}}],
-        "users": [{"name": "u", "user": {}}], "contexts": [{"name": "hung", "context": {"cluster": "hung", "user": "u"}}],
-    }))
-    started = time.monotonic()
-    run = run_checks(write_env(k8s_environment(str(kubeconfig), request_timeout_s=1)), "-k", "test_kubernetes")
-    records = [r for r in run.results["checks"] if r["kind"] == "kubernetes"]
-    assert records[0]["message"] == (
-        f"could not measure on kubernetes.staging: read_namespaced_deployment(api, {NS}): no answer within 1 s")
-    assert {r["outcome"] for r in records[1:]} == {"skipped"}
-    assert time.monotonic() - started < 1 + 3

@@ -77,8 +77,8 @@ PARTITIONED = {"type": "RollingUpdate", "rollingUpdate": {"partition": 2}}
     # kubectl's table says done=true but asserts only that done is not wrongly true; its code returns false
     (_statefulset(1, PARTITIONED, 2, 3, 3, 3, 0),
      "Waiting for partitioned roll out to finish: 0 out of 1 new pods have been updated...", False),
-    (_statefulset(1, ROLLING, 2, 3, 3, 3, 3, "foo", "foo"), "statefulset rolling update complete 3 pods at revision foo...",
-     True),
+    (_statefulset(1, ROLLING, 2, 3, 3, 3, 3, "foo", "foo"),
+     "statefulset rolling update complete 3 pods at revision foo...", True),
 ], ids=["unobserved update is not complete", "if all pods are not ready the update is not complete",
         "partition update completes when all replicas above the partition are updated",
         "partition update is in progress if all pods above the partition have not been updated",
