@@ -85,8 +85,9 @@ def test_time_synchronised(host_target, host, evidence):
     answer = host.time_synchronised()
     if answer is None:
         pytest.skip(f"{host_target.where}: no time sync status to read (timedatectl needs systemd; no chronyc)")
-    source, synchronised = answer
+    source, synchronised, said = answer
     evidence.record("time_sync_source", source)
+    evidence.record("time_sync_status", said)
     evidence.expect("time_synchronised", synchronised, "==", True)
 
 

@@ -135,15 +135,19 @@ class HostProbe:
         return {"exists": True, "directory": file.is_directory, "mode": f"{file.mode:04o}",
                 "owner": file.user, "group": file.group}
 
-    def time_synchronised(self) -> tuple[str, bool] | None:
-        """(source, synchronised) from timedatectl (systemd) or chronyc; None when neither can say."""
+    def time_synchronised(self) -> tuple[str, bool, str] | None:
+        """(source, synchronised, what it said) from timedatectl (systemd) or chronyc; None when neither can say."""
         host = self._testinfra()
         self._reach()
         if host.file("/run/systemd/system").is_directory and host.exists("timedatectl"):
-            return "timedatectl", self.run("timedatectl show -p NTPSynchronized --value").strip() == "yes"
+            answer = self.run("timedatectl show -p NTPSynchronized --value").strip()
+            return "timedatectl", answer == "yes", f"NTPSynchronized={answer}"
         if host.exists("chronyc"):
             tracking = host.run("chronyc -n tracking")
-            return "chronyc", tracking.rc == 0 and "Leap status     : Normal" in tracking.stdout
+            if tracking.rc != 0:  # no chronyd to ask is not synchronised either
+                return "chronyc", False, first_line(tracking.stderr or tracking.stdout or f"exit {tracking.rc}")
+            leap = next((line for line in tracking.stdout.splitlines() if line.startswith("Leap status")), "")
+            return "chronyc", " ".join(leap.split()) == "Leap status : Normal", " ".join(leap.split())
         return None
 
     def certificate_days_left(self, path: str) -> tuple[float, str]:

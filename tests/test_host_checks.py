@@ -107,6 +107,52 @@ def machine(tmp_path):
     made.close()
 
 
+def _start_chronyd(config: Path, text: str) -> subprocess.Popen:
+    config.write_text(text)
+    return subprocess.Popen(["/usr/sbin/chronyd", "-x", "-d", "-f", str(config)],  # -x: never touch the clock
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def chrony(tmp_path):
+    """A real NTP exchange on loopback: a chronyd serving its own clock, and the chronyd chronyc asks.
+
+    ``chrony(reachable=False)`` points the client at a port where no server answers: never synchronised.
+    """
+    started = []
+
+    def start(reachable: bool = True) -> None:
+        port = free_port()
+        if reachable:
+            started.append(_start_chronyd(tmp_path / "server.conf", textwrap.dedent(f"""\
+                local stratum 8
+                port {port}
+                bindaddress 127.0.0.1
+                allow 127.0.0.1
+                cmdport 0
+                bindcmdaddress {tmp_path}/server.sock
+                pidfile {tmp_path}/server.pid
+                """)))
+        started.append(_start_chronyd(tmp_path / "client.conf", textwrap.dedent(f"""\
+            server 127.0.0.1 port {port} iburst minpoll -6 maxpoll -6
+            port 0
+            cmdport 0
+            pidfile {tmp_path}/client.pid
+            """)))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            tracking = subprocess.run(["chronyc", "-n", "tracking"], capture_output=True, text=True)
+            if tracking.returncode == 0 and (not reachable or "Leap status     : Normal" in tracking.stdout):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"chronyd did not come up: {tracking.stdout or tracking.stderr}")
+
+    yield start
+    for process in started:
+        process.terminate()
+        process.wait(5)
+
+
 def host_env(spec: dict) -> dict:
     return {"tier": "staging", "host": {"box": spec}}
 
@@ -123,24 +169,27 @@ def outcomes(run) -> dict[str, str]:
     return {r["check"]: r["outcome"] for r in run.results["checks"] if r["kind"] == "host"}
 
 
-HEALTHY = {"test_filesystems_below_usage_limit", "test_inodes_below_usage_limit", "test_memory_available_above_floor",
+HEALTHY = {"test_time_synchronised", "test_filesystems_below_usage_limit", "test_inodes_below_usage_limit", "test_memory_available_above_floor",
            "test_load_per_cpu_below_limit", "test_services_running_and_enabled", "test_processes_present",
            "test_ports_listening", "test_files_present_with_mode_and_owner", "test_certificate_files_not_expiring"}
-NO_TIME_SYNC = "host.box: no time sync status to read (timedatectl needs systemd; no chronyc)"
 
 
-def test_healthy_local_host_passes(machine, run_host):
+def test_healthy_local_host_passes(machine, run_host, chrony):
+    chrony()
     run = run_host(machine.target())
     assert run.ret == 0, run.output
     seen = outcomes(run)
     assert {check for check, outcome in seen.items() if outcome == "passed"} == HEALTHY, seen
-    assert run.record("test_time_synchronised")["message"] == NO_TIME_SYNC  # this container runs no time daemon
+    assert run.record("test_time_synchronised")["measurements"][:2] == [
+        {"measure": "time_sync_source", "value": "chronyc"},
+        {"measure": "time_sync_status", "value": "Leap status : Normal"}]
     cert = run.record("test_certificate_files_not_expiring")["measurements"]
     assert cert[0]["value"] == "CN=api.shop.test" and 89 < cert[1]["value"] < 90
     assert run.record("test_services_running_and_enabled")["measurements"][0]["value"] == "sysv"
 
 
-def test_faults_on_the_local_host_fail_with_evidence(machine, run_host):
+def test_faults_on_the_local_host_fail_with_evidence(machine, run_host, chrony):
+    chrony(reachable=False)
     (machine.disk / "fill").write_bytes(b"\0" * 900 * 1024)
     machine.process.kill()
     machine.process.wait()
@@ -162,6 +211,9 @@ def test_faults_on_the_local_host_fail_with_evidence(machine, run_host):
         ") >= 14 on host.box (crit)")
     assert run.record("test_files_present_with_mode_and_owner")["message"] == (
         f"files_not_as_expected ({{'{machine.backups}': {{'mode': '0777'}}}}) == {{}} on host.box")
+    time_sync = run.record("test_time_synchronised")
+    assert time_sync["message"] == "time_synchronised (false) == true on host.box"
+    assert time_sync["measurements"][1] == {"measure": "time_sync_status", "value": "Leap status : Not synchronised"}
 
 
 def test_inodes_and_certificate_warn_between_warn_and_crit(machine, run_host):
@@ -213,7 +265,8 @@ def sshd(tmp_path_factory):
     process.wait()
 
 
-def test_healthy_host_over_ssh_passes(machine, run_host, sshd):
+def test_healthy_host_over_ssh_passes(machine, run_host, sshd, chrony):
+    chrony()
     run = run_host(machine.target(**sshd))
     assert run.ret == 0, run.output
     assert {c for c, o in outcomes(run).items() if o == "passed"} == HEALTHY
