@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 
+import httpx
+
 from conftest import sandbox_environment
 
 
@@ -19,6 +21,7 @@ def test_run_smoke_passes_then_gates_on_a_p0_failure(sandbox, write_env, tmp_pat
     env_vars = {**os.environ, "TEST_PG_PASSWORD": sandbox.pg_password, "TEST_REDIS_PASSWORD": sandbox.redis_password}
     path = write_env(sandbox_environment(sandbox))
     args = ("run", "--env", str(path), "--suite", "smoke", "--reports-dir", str(tmp_path / "reports"))
+    httpx.get(f"{sandbox.api_url}/health", timeout=5)  # the API's first request opens its pools: ~1 s under load
     passing = opsproof(*args, env_vars=env_vars)
     assert passing.returncode == 0, passing.stdout + passing.stderr
     assert re.search(r"opsproof: PASS \(gate p1\): \d+ checks \[5 passed, \d+ skipped\]", passing.stdout)

@@ -130,3 +130,18 @@ def test_commented_example_validates_and_default_validation_skips_examples(capsy
     example = project_root() / "environments" / "examples" / "k8s-staging.yaml"
     assert main(["validate", str(example)]) == 0
     assert "(environment k8s-staging, tier staging; 1 kubernetes, 1 host)" in capsys.readouterr().out
+
+
+def test_environment_without_clusters_never_imports_the_client(write_env, tmp_path):
+    import subprocess
+    import sys
+
+    from opsproof.paths import project_root
+
+    path = write_env({"tier": "staging", "host": {"box": {"host": "local://", "memory_available_pct": {"crit": 1}}}})
+    root = project_root()
+    script = (f"import sys, pytest; code = pytest.main(['-c', {str(root / 'pyproject.toml')!r}, '--rootdir', {str(root)!r}, "
+              f"{str(root / 'checks')!r}, '--env', {str(path)!r}, '--reports-dir', {str(tmp_path)!r}, '-q']); "
+              "print('kubernetes imported:', 'kubernetes' in sys.modules, 'exit', int(code))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=root)
+    assert "kubernetes imported: False exit 0" in result.stdout, result.stdout + result.stderr
