@@ -21,11 +21,12 @@ def _pods(kubernetes, namespace, workload):
 
 @pytest.mark.p0
 def test_workloads_rolled_out(kubernetes_target, kubernetes, evidence):
-    for namespace, w in _workloads(kubernetes_target):
-        message, done = kubernetes.rollout(w.kind, namespace, w.name, kubernetes_target.rollout_timeout_s,
-                                           kubernetes_target.poll_interval_s)
-        evidence.record(f"{namespace}/{w.kind}/{w.name} rollout_status", message)
-        evidence.expect(f"{namespace}/{w.kind}/{w.name} rollout", "complete" if done else message, "==", "complete")
+    keys = [(namespace, w.kind, w.name) for namespace, w in _workloads(kubernetes_target)]
+    verdicts = kubernetes.rollouts(keys, kubernetes_target.rollout_timeout_s, kubernetes_target.poll_interval_s)
+    for (namespace, kind, name), (message, _) in verdicts.items():
+        evidence.record(f"{namespace}/{kind}/{name} rollout_status", message)
+    for (namespace, kind, name), (message, done) in verdicts.items():
+        evidence.expect(f"{namespace}/{kind}/{name} rollout", "complete" if done else message, "==", "complete")
 
 
 @pytest.mark.p0

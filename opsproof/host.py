@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from opsproof.errors import ProbeError, first_line
 
 SSH_UNREACHABLE = 255  # ssh's own exit status: it never reached a shell on the host
+COMMAND_TIMED_OUT = 124  # coreutils timeout: the command ran out of time
 
 
 class HostProbe:
@@ -47,20 +48,24 @@ class HostProbe:
                 kwargs = {"ssh_identity_file": self._identity, "ssh_config": self._ssh_config,
                           "timeout": max(1, int(self.timeout_s)), "controlpersist": 120,
                           "controlpath": os.path.join(self._control_dir, "master"),
-                          "ssh_extra_args": "-o BatchMode=yes"}
+                          "ssh_extra_args": f"-o BatchMode=yes -o ServerAliveInterval={max(1, int(self.timeout_s))} "
+                                            "-o ServerAliveCountMax=1"}
             self._host = testinfra.get_host(self.spec, **{k: v for k, v in kwargs.items() if v is not None})
         return self._host
 
     def run(self, command: str) -> str:
-        """stdout of a command that must succeed; an ssh failure makes the host unreachable."""
+        """stdout of a command that must succeed, killed after ``timeout_s`` (a df on a hung NFS mount
+        would otherwise never return); an ssh failure makes the host unreachable."""
         try:
-            result = self._testinfra().run(command)
+            result = self._testinfra().run(f"timeout -k 1 {self.timeout_s:g} {command}")
         except RuntimeError as exc:  # testinfra's ssh backend raises when ssh itself exits 255
             result = exc.args[0] if exc.args and hasattr(exc.args[0], "rc") else None
             if result is None or result.rc != SSH_UNREACHABLE:
                 raise
             raise ProbeError(f"ssh {self.spec}: {first_line(result.stderr or 'connection failed')}",
                              unreachable=True) from None
+        if result.rc == COMMAND_TIMED_OUT:
+            raise ProbeError(f"{command}: no answer within {self.timeout_s:g} s")
         if result.rc != 0:
             raise ProbeError(f"{command}: exit {result.rc}: {first_line(result.stderr or result.stdout or '')}")
         return result.stdout

@@ -314,3 +314,14 @@ def test_environment_rejects_misordered_host_thresholds(write_env):
     path = write_env(host_env({"host": "local://", "filesystems": {"/": {"warn": 90, "crit": 80}}}))
     with pytest.raises(ConfigError, match=r"host\.box\.filesystems\./.*warn \(90\) must not be above crit \(80\)"):
         load_environment(path)
+
+
+def test_a_hung_command_is_cut_at_the_timeout():
+    from opsproof.errors import ProbeError
+    from opsproof.host import HostProbe
+
+    probe = HostProbe("local://", timeout_s=1)
+    started = time.monotonic()
+    with pytest.raises(ProbeError, match=r"^sleep 30: no answer within 1 s$"):
+        probe.run("sleep 30")
+    assert time.monotonic() - started < 1 + 1

@@ -145,3 +145,16 @@ def test_environment_without_clusters_never_imports_the_client(write_env, tmp_pa
               "print('kubernetes imported:', 'kubernetes' in sys.modules, 'exit', int(code))")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=root)
     assert "kubernetes imported: False exit 0" in result.stdout, result.stdout + result.stderr
+
+
+def test_two_workloads_share_one_rollout_deadline(cluster, httpserver, run_k8s):
+    stuck = {**STATEFULSET, "metadata": {**STATEFULSET["metadata"], "name": "cache"}}
+    httpserver.expect_request(f"/apis/apps/v1/namespaces/{NS}/statefulsets/db").respond_with_json(STATEFULSET)
+    httpserver.expect_request(f"/apis/apps/v1/namespaces/{NS}/statefulsets/cache").respond_with_json(stuck)
+    workloads = [{"kind": "StatefulSet", "name": "db"}, {"kind": "StatefulSet", "name": "cache"}]
+    started = time.monotonic()
+    run = run_k8s("-k", "rolled_out", workloads=workloads, rollout_timeout_s=1)
+    assert time.monotonic() - started < 1 + 2, "each stuck workload must not get its own deadline"
+    statuses = run.record("test_workloads_rolled_out")["measurements"][:2]
+    assert statuses == [{"measure": f"{NS}/StatefulSet/{n} rollout_status",
+                         "value": "Waiting for 1 pods to be ready..."} for n in ("db", "cache")]

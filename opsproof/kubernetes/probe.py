@@ -82,16 +82,24 @@ class KubernetesProbe:
     def workload(self, kind: str, namespace: str, name: str) -> dict:
         return self._call("AppsV1Api", _READERS[kind], name, namespace)
 
-    def rollout(self, kind: str, namespace: str, name: str, timeout_s: float, interval_s: float) -> tuple[str, bool]:
-        """Poll like ``kubectl rollout status --timeout``: until done, a kubectl error, or the deadline."""
+    def rollouts(self, workloads: list[tuple[str, str, str]], timeout_s: float,
+                 interval_s: float) -> dict[tuple[str, str, str], tuple[str, bool]]:
+        """Poll like ``kubectl rollout status --timeout`` for each ``(namespace, kind, name)`` at once:
+        until every one is done or has a kubectl error, or one deadline for all of them passes."""
         deadline = time.monotonic() + timeout_s
+        verdicts: dict[tuple[str, str, str], tuple[str, bool]] = {}
+        pending = list(workloads)
         while True:
-            try:
-                message, done = rollout_status(kind, self.workload(kind, namespace, name))
-            except RolloutError as error:
-                return f"error: {error}", False
-            if done or time.monotonic() + interval_s > deadline:
-                return message, done
+            for key in list(pending):
+                namespace, kind, name = key
+                try:
+                    verdicts[key] = rollout_status(kind, self.workload(kind, namespace, name))
+                except RolloutError as error:
+                    verdicts[key] = (f"error: {error}", False)
+                if verdicts[key][1] or verdicts[key][0].startswith("error: "):
+                    pending.remove(key)
+            if not pending or time.monotonic() + interval_s > deadline:
+                return {key: verdicts[key] for key in workloads}
             time.sleep(interval_s)
 
     def pods(self, kind: str, namespace: str, name: str) -> list[dict]:
