@@ -158,3 +158,11 @@ def test_two_workloads_share_one_rollout_deadline(cluster, httpserver, run_k8s):
     statuses = run.record("test_workloads_rolled_out")["measurements"][:2]
     assert statuses == [{"measure": f"{NS}/StatefulSet/{n} rollout_status",
                          "value": "Waiting for 1 pods to be ready..."} for n in ("db", "cache")]
+
+
+def test_cli_passes_expect_version_to_the_checks():
+    from opsproof.cli import _pytest_args, build_parser
+
+    args, _ = build_parser().parse_known_args(["run", "--env", "staging", "--expect-version", "1.5.0"])
+    command = _pytest_args(args, None)
+    assert command[command.index("--expect-version") + 1] == "1.5.0"
