@@ -38,6 +38,8 @@ def _pytest_args(args: argparse.Namespace, suite: str | None) -> list[str]:
         command += ["--gate", args.gate]
     if args.fail_on_warn:
         command.append("--fail-on-warn")
+    if args.expect_version:
+        command += ["--expect-version", args.expect_version]
     if args.reports_dir:
         command += ["--reports-dir", str(Path(args.reports_dir).resolve())]
     if args.workers:
@@ -52,7 +54,7 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def cmd_validate(args: argparse.Namespace, extra: list[str]) -> int:
-    from opsproof.environment import load_environment
+    from opsproof.environment import KINDS, load_environment
 
     files = [Path(f) for f in args.files] or sorted((project_root() / "environments").glob("*.y*ml"))
     worst = EXIT_OK
@@ -64,7 +66,7 @@ def cmd_validate(args: argparse.Namespace, extra: list[str]) -> int:
             worst = EXIT_USAGE
             continue
         env = loaded.environment
-        counts = ", ".join(f"{len(env.targets(k))} {k}" for k in ("http", "postgres", "redis") if env.targets(k))
+        counts = ", ".join(f"{len(env.targets(k))} {k}" for k in KINDS if env.targets(k))
         print(f"ok: {path} (environment {env.name}, tier {env.tier}; {counts or 'no targets'})")
     return worst
 
@@ -127,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--env", help="environment name or YAML file (default: $OPSPROOF_ENV, then local)")
         sub.add_argument("--gate", choices=("p0", "p1", "p2", "p3"), help="least severe level that blocks")
         sub.add_argument("--fail-on-warn", action="store_true", help="warnings block too")
+        sub.add_argument("--expect-version", metavar="TAG", help="image tag the Kubernetes workloads must run")
         sub.add_argument("--reports-dir", help="where reports go (default reports/)")
         sub.add_argument("-n", "--workers", type=int, help="run checks in N processes (pytest-xdist)")
 

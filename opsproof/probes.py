@@ -35,10 +35,24 @@ def _redis(target, environment: Environment):
     return RedisProbe(target.url, _secret(target.password), target.timeout_s)
 
 
+def _kubernetes(target, environment: Environment):
+    from opsproof.kubernetes import KubernetesProbe
+
+    return KubernetesProbe(target.kubeconfig, target.context, target.in_cluster, target.request_timeout_s)
+
+
+def _host(target, environment: Environment):
+    from opsproof.host import HostProbe
+
+    return HostProbe(target.host, target.ssh_identity_file, target.ssh_config, target.timeout_s)
+
+
 FACTORIES: dict[str, Callable[[Target, Environment], object]] = {
     "http": _http,
     "postgres": _postgres,
     "redis": _redis,
+    "kubernetes": _kubernetes,
+    "host": _host,
 }
 
 

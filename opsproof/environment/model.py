@@ -65,6 +65,11 @@ class RedisTarget(Target):
     timeout_s: Seconds = 3.0
 
 
+# Kinds with larger models live in their own modules; they build on Model and Target above.
+from opsproof.environment.host import HostTarget  # noqa: E402
+from opsproof.environment.kubernetes import KubernetesTarget  # noqa: E402
+
+
 class Environment(Model):
     name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
     tier: Tier
@@ -74,6 +79,8 @@ class Environment(Model):
     http: dict[TargetName, HttpTarget] = Field(default_factory=dict)
     postgres: dict[TargetName, PostgresTarget] = Field(default_factory=dict)
     redis: dict[TargetName, RedisTarget] = Field(default_factory=dict)
+    kubernetes: dict[TargetName, KubernetesTarget] = Field(default_factory=dict)
+    host: dict[TargetName, HostTarget] = Field(default_factory=dict)
 
     @field_validator("*", mode="before")
     @classmethod

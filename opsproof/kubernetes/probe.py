@@ -1,0 +1,142 @@
+"""Kubernetes probe: the official client, read verbs only (get/list), every request bounded.
+
+Objects come back as the API's JSON (dicts), so the judging functions in rollout.py and pods.py
+stay pure and are tested with kubectl's own cases. The client is imported on first use only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from datetime import datetime, timezone
+
+from opsproof.errors import ProbeError, first_line
+from opsproof.kubernetes.rollout import RolloutError, rollout_status
+
+_CONNECTION_PREFIX = r"^(<[^>]*>|\w+\(host=[^)]*\)): "
+_READERS = {"Deployment": "read_namespaced_deployment", "StatefulSet": "read_namespaced_stateful_set",
+            "DaemonSet": "read_namespaced_daemon_set"}
+
+
+def label_selector(selector: dict) -> str:
+    """A LabelSelector object as the ``labelSelector`` query string (what kubectl sends)."""
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expression in selector.get("matchExpressions") or []:
+        key, op, values = expression["key"], expression["operator"], expression.get("values") or []
+        if op in ("In", "NotIn"):
+            parts.append(f"{key} {op.lower()} ({','.join(values)})")
+        elif op == "Exists":
+            parts.append(key)
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(parts)
+
+
+class KubernetesProbe:
+    def __init__(self, kubeconfig: str | None, context: str | None, in_cluster: bool, request_timeout_s: float):
+        self._kubeconfig = os.path.expanduser(kubeconfig) if kubeconfig else None
+        self._context, self._in_cluster = context, in_cluster
+        self.timeout_s = request_timeout_s
+        self._client = None
+        self._pods: dict[tuple[str, str], list[dict]] = {}
+
+    def _api(self):
+        if self._client is None:
+            from kubernetes import client, config  # ~0.5 s: only when an environment has clusters
+
+            configuration = client.Configuration()
+            try:
+                if self._in_cluster:
+                    config.load_incluster_config(client_configuration=configuration)
+                else:
+                    config.load_kube_config(config_file=self._kubeconfig, context=self._context,
+                                            client_configuration=configuration, persist_config=False)
+            except Exception as exc:  # noqa: BLE001 - the loaders raise several unrelated types
+                raise ProbeError(f"kubeconfig: {first_line(exc)}", unreachable=True) from None
+            configuration.retries = 0  # one attempt per request: the timeout is the bound, not 3x it
+            self._client = client.ApiClient(configuration)
+        return self._client
+
+    def _call(self, api: str, method: str, *args, **kwargs) -> dict:
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError as Urllib3Timeout
+
+        what = f"{method}({', '.join(map(str, args))})"
+        try:
+            response = getattr(getattr(client, api)(self._api()), method)(
+                *args, _preload_content=False, _request_timeout=self.timeout_s, **kwargs)
+            return json.loads(response.data)
+        except ApiException as exc:
+            raise ProbeError(f"{what}: HTTP {exc.status} {exc.reason}") from None
+        except HTTPError as exc:
+            reason = getattr(exc, "reason", None) or exc
+            if isinstance(reason, Urllib3Timeout) and not isinstance(reason, NewConnectionError):  # a subclass
+                problem = f"no answer within {self.timeout_s:g} s"
+            else:  # urllib3 prefixes the connection object: keep the part a person reads
+                problem = f"{type(reason).__name__}: {re.sub(_CONNECTION_PREFIX, '', first_line(reason))}"
+            raise ProbeError(f"{what}: {problem}", unreachable=True) from None
+
+    def workload(self, kind: str, namespace: str, name: str) -> dict:
+        return self._call("AppsV1Api", _READERS[kind], name, namespace)
+
+    def rollouts(self, workloads: list[tuple[str, str, str]], timeout_s: float,
+                 interval_s: float) -> dict[tuple[str, str, str], tuple[str, bool]]:
+        """Poll like ``kubectl rollout status --timeout`` for each ``(namespace, kind, name)`` at once:
+        until every one is done or has a kubectl error, or one deadline for all of them passes."""
+        deadline = time.monotonic() + timeout_s
+        verdicts: dict[tuple[str, str, str], tuple[str, bool]] = {}
+        pending = list(workloads)
+        while True:
+            for key in list(pending):
+                namespace, kind, name = key
+                try:
+                    verdicts[key] = rollout_status(kind, self.workload(kind, namespace, name))
+                except RolloutError as error:
+                    verdicts[key] = (f"error: {error}", False)
+                if verdicts[key][1] or verdicts[key][0].startswith("error: "):
+                    pending.remove(key)
+            if not pending or time.monotonic() + interval_s > deadline:
+                return {key: verdicts[key] for key in workloads}
+            time.sleep(interval_s)
+
+    def pods(self, kind: str, namespace: str, name: str) -> list[dict]:
+        """The workload's pods (by its selector), read once per session and shared by the pod checks."""
+        key = (namespace, f"{kind}/{name}")
+        if key not in self._pods:
+            selector = label_selector((self.workload(kind, namespace, name).get("spec") or {}).get("selector") or {})
+            self._pods[key] = self._call("CoreV1Api", "list_namespaced_pod", namespace,
+                                         label_selector=selector).get("items") or []
+        return self._pods[key]
+
+    def warning_events(self, namespace: str) -> list[dict]:
+        return self._call("CoreV1Api", "list_namespaced_event", namespace,
+                          field_selector="type=Warning").get("items") or []
+
+    def ready_endpoints(self, namespace: str, service: str) -> int:
+        """Ready addresses behind a Service: EndpointSlices, or Endpoints where discovery/v1 is absent."""
+        self._call("CoreV1Api", "read_namespaced_service", service, namespace)  # a missing Service is an error
+        try:
+            slices = self._call("DiscoveryV1Api", "list_namespaced_endpoint_slice", namespace,
+                                label_selector=f"kubernetes.io/service-name={service}").get("items") or []
+        except ProbeError as error:
+            if "HTTP 404" not in str(error):
+                raise
+            subsets = self._call("CoreV1Api", "read_namespaced_endpoints", service, namespace).get("subsets") or []
+            return sum(len(s.get("addresses") or []) for s in subsets)
+        return sum(1 for s in slices for e in s.get("endpoints") or []
+                   if (e.get("conditions") or {}).get("ready") is not False)
+
+    def cronjob(self, namespace: str, name: str) -> dict:
+        return self._call("BatchV1Api", "read_namespaced_cron_job", name, namespace)
+
+    @staticmethod
+    def now() -> datetime:
+        return datetime.now(timezone.utc)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
