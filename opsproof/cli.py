@@ -1,4 +1,4 @@
-"""The ``opsproof`` command: run, validate, sandbox up|status|down, demo.
+"""The ``opsproof`` command: run, validate, sandbox up|status|down, demo, history verify, readiness.
 
 Exit codes: 0 nothing gating failed; 1 a gating check failed or errored; 2 interrupted;
 4 usage or environment-file error.
@@ -119,6 +119,37 @@ def cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
     return max(codes, default=EXIT_OK)
 
 
+def _history_of(args: argparse.Namespace):
+    """The environment's history file, read without resolving ${VAR}s (the sandbox may be down)."""
+    from opsproof.environment import find_environment
+    from opsproof.environment.loader import environment_settings
+    from opsproof.history import history_path
+
+    root = project_root()
+    path = find_environment(args.env, root / "environments")
+    settings = environment_settings(path)
+    reports = Path(args.reports_dir).resolve() if args.reports_dir else root / "reports"
+    return settings, path, history_path(reports, settings["name"], settings.get("history_dir"), path)
+
+
+def cmd_history(args: argparse.Namespace, extra: list[str]) -> int:
+    from opsproof.history import verify
+
+    try:
+        _, _, path = _history_of(args)
+    except ConfigError as error:
+        print(f"opsproof: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    result = verify(path)
+    for problem in result.problems:
+        print(f"TAMPERED {path}: {problem}")
+    if result.ok:
+        print(f"history intact: {path} ({result.records} records, chain and artifact hashes verified)")
+        return EXIT_OK
+    print(f"history verification FAILED: {len(result.problems)} problem(s) in {path}")
+    return EXIT_GATING
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="opsproof", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -143,6 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     box.add_argument("action", choices=("up", "status", "down"))
     box.add_argument("--state-dir", help="where the sandbox keeps its state (default .opsproof/sandbox)")
     box.set_defaults(handler=cmd_sandbox)
+
+    hist = commands.add_parser("history", help="verify the hash-chained run history of an environment")
+    hist.add_argument("action", choices=("verify",))
+    hist.add_argument("--env", required=True, help="environment name or YAML file")
+    hist.add_argument("--reports-dir", help="where reports go (default reports/)")
+    hist.set_defaults(handler=cmd_history)
 
     demo = commands.add_parser("demo", help="sandbox up, every suite against local, sandbox down")
     run_options(demo)
