@@ -150,6 +150,35 @@ def cmd_history(args: argparse.Namespace, extra: list[str]) -> int:
     return EXIT_GATING
 
 
+def cmd_readiness(args: argparse.Namespace, extra: list[str]) -> int:
+    """Compose the audit document; exit 1 when the history it rests on does not verify."""
+    from datetime import date, datetime, timezone
+
+    from opsproof.readiness import compose, render
+
+    try:
+        settings, env_file, history_file = _history_of(args)
+        since = date.fromisoformat(args.since) if args.since else None
+        document = compose(settings, env_file, history_file, since)
+    except ConfigError as error:
+        print(f"opsproof: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as error:
+        print(f"opsproof: --since: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    output = Path(args.output) if args.output else history_file.parent / f"readiness-{stamp}.{args.format}"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render(document, args.format), encoding="utf-8")
+    print(f"readiness report: {output}")
+    for line in document["missing"]:
+        print(f"  missing: {line}")
+    if not document["history"]["ok"]:
+        print(f"history verification FAILED: {'; '.join(document['history']['problems'])}")
+        return EXIT_GATING
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="opsproof", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -180,6 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("--env", required=True, help="environment name or YAML file")
     hist.add_argument("--reports-dir", help="where reports go (default reports/)")
     hist.set_defaults(handler=cmd_history)
+
+    ready = commands.add_parser("readiness", help="compose the readiness report for audits from the history")
+    ready.add_argument("--env", required=True, help="environment name or YAML file")
+    ready.add_argument("--since", metavar="YYYY-MM-DD", help="start of the period (default: 90 days ago)")
+    ready.add_argument("--format", choices=("html", "md", "json"), default="html")
+    ready.add_argument("--output", metavar="PATH", help="where to write (default reports/<env>/readiness-<time>.<ext>)")
+    ready.add_argument("--reports-dir", help="where reports go (default reports/)")
+    ready.set_defaults(handler=cmd_readiness)
 
     demo = commands.add_parser("demo", help="sandbox up, every suite against local, sandbox down")
     run_options(demo)
