@@ -35,10 +35,17 @@ def _redis(target, environment: Environment):
     return RedisProbe(target.url, _secret(target.password), target.timeout_s)
 
 
+def _dr(target, environment: Environment):
+    from opsproof.dr import DrDrill
+
+    return DrDrill(target, environment)
+
+
 FACTORIES: dict[str, Callable[[Target, Environment], object]] = {
     "http": _http,
     "postgres": _postgres,
     "redis": _redis,
+    "dr": _dr,
 }
 
 
