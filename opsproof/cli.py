@@ -103,7 +103,8 @@ def cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
     try:
         for suite in SUITES:
             print(f"\n=== opsproof run --env {args.env} --suite {suite} ===", flush=True)
-            command = [sys.executable, "-m", "pytest", *_pytest_args(args, suite), "-q", *extra]
+            destructive = ["--allow-destructive"] if suite in ("backup", "dr") else []  # the sandbox is scratch
+            command = [sys.executable, "-m", "pytest", *_pytest_args(args, suite), "-q", *destructive, *extra]
             code = subprocess.call(command, cwd=root)
             results[suite] = "no checks yet" if code == 5 else ("PASS" if code == 0 else f"exit {code}")
             if code == EXIT_INTERRUPTED:
@@ -111,6 +112,9 @@ def cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
     finally:
         print("\nopsproof demo: stopping the sandbox", flush=True)
         sandbox.down()
+    print(f"\n=== opsproof readiness --env {args.env} ===", flush=True)
+    cmd_readiness(argparse.Namespace(env=args.env, since=None, format="html", output=None,
+                                     reports_dir=args.reports_dir), [])
     print("\nopsproof demo summary:")
     for suite, verdict in results.items():
         print(f"  {suite:8} {verdict}")

@@ -172,8 +172,12 @@ def _missing(drills: dict, suites: list[dict], now: datetime) -> list[str]:
         if drill.get("outcome") != "passed":
             where = f" at step {drill['failed_step']}" if drill.get("failed_step") else ""
             missing.append(f"the latest {label} did not pass ({drill.get('outcome')}{where})")
-    seen = {s["suite"] for s in suites}
-    missing.extend(f"no {suite} run in the period" for suite in SUITES if suite not in seen)
+    seen = {s["suite"]: s for s in suites}
+    for suite in SUITES:
+        if suite not in seen:
+            missing.append(f"no {suite} run in the period")
+        elif not sum(seen[suite]["trend"][-1][k] for k in ("passed", "warned", "failed", "waived", "skipped")):
+            missing.append(f"the latest {suite} run had no checks")
     return missing
 
 
