@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from opsproof import sandbox as sandbox_module
+from opsproof.sandbox.postgres import ADMIN_USER, DATABASE
 from opsproof.sandbox.processes import alive
 
 STEPS = ["stop_api", "stop_database", "lose_cache", "restore_database", "start_cache", "start_api"]
@@ -42,16 +46,31 @@ def drill_env(box, **overrides) -> dict:
             "dr": scenario(box, **overrides)}
 
 
-def test_drill_recovers_the_sandbox_with_measured_rto_and_rpo(own_sandbox, write_env, run_checks):
-    run = run_checks(write_env(drill_env(own_sandbox)), "--suite", "dr", "--allow-destructive")
+def newest_written_after_backup(box, backups: Path, seconds_later: int) -> None:
+    """Take the backup, then write a transaction ``seconds_later`` than the newest: that is what the drill loses."""
+    env = {**os.environ, "PGPASSWORD": box.pg_admin_password}
+    subprocess.run(["pg_dump", "-Fc", "-f", str(backups / "db_1.dump"), "-h", "127.0.0.1", "-p", str(box.pg_port),
+                    "-U", ADMIN_USER, "-d", DATABASE], env=env, check=True, timeout=60)
+    with psycopg.connect(host="127.0.0.1", port=box.pg_port, user=ADMIN_USER, password=box.pg_admin_password,
+                         dbname=DATABASE, autocommit=True) as conn:
+        conn.execute("INSERT INTO transactions (wallet_id, amount, status, created_at) SELECT 1, 1.00, 'completed', "
+                     "max(created_at) + make_interval(secs => %s) FROM transactions", (seconds_later,))
+
+
+def test_drill_recovers_the_sandbox_with_measured_rto_and_rpo(own_sandbox, write_env, run_checks, tmp_path):
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    newest_written_after_backup(own_sandbox, backups, 90)
+    run = run_checks(write_env(drill_env(own_sandbox, backup_dir=str(backups))), "--suite", "dr",
+                     "--allow-destructive")
     assert run.ret == 0, run.output
     drill = run.record("test_dr_drill_completes_every_step", "outage")["drill"]
     assert drill["outcome"] == "passed" and drill["failed_step"] is None and drill["cleanup_confirmed"] is True
     assert [s["name"] for s in drill["steps"]] == STEPS + [f"verify:{v}" for v in
                                                            ("api_health", "api_data", "tables_restored", "invariants")]
-    assert 0 < drill["rto_achieved_s"] <= 120 and drill["rpo_achieved_s"] == 0.0
-    assert drill["newest_data_before"] == drill["newest_data_after"]
-    assert "transactions 5026/5026" in drill["verifications"][2]["detail"]
+    assert drill["backup_id"] == "db_1.dump" and drill["backup_set"] == str(backups)
+    assert 0 < drill["rto_achieved_s"] <= 120 and drill["rpo_achieved_s"] == 90.0  # the row written after the backup
+    assert "transactions 5026/5027" in drill["verifications"][2]["detail"]
     rto = run.record("test_dr_recovery_time_is_within_rto", "outage")["measurements"][0]
     assert rto["measure"] == "rto_achieved_s" and rto["value"] == drill["rto_achieved_s"] and rto["limit"] == 120
     # the environment's targets answer again: the API on its old port, on top of the restored database

@@ -138,3 +138,15 @@ def test_history_verify_cli_exit_codes(chain, tmp_path):
     broken = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert broken.returncode == 1
     assert "line 2: record(s) removed before it (seq 3, expected 2)" in broken.stdout
+
+
+def test_history_lives_where_the_environment_says(pytester):
+    pytester.makefile(".ini", pytest="[pytest]\nopsproof_env = unit\n")
+    (pytester.path / "environments").mkdir()
+    (pytester.path / "environments" / "unit.yaml").write_text(ENV + "history_dir: ../shared/audit\n")
+    pytester.makepyfile(test_checks="def test_ok(): pass\n")
+    assert pytester.runpytest_inprocess("-p", "fixtures.plugin", "-p", "no:randomly").ret == 0
+    assert not (pytester.path / "reports" / "unit" / "history.jsonl").exists()
+    (record,) = history.read(pytester.path / "shared" / "audit" / "history.jsonl")
+    assert record["artifacts"][0]["path"].startswith("../../reports/unit/")
+    assert history.verify(pytester.path / "shared" / "audit" / "history.jsonl").ok
