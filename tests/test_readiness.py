@@ -97,8 +97,8 @@ def test_since_narrows_the_period(project):
     assert "no backup run in the period" in doc["missing"]
 
 
-def test_tampered_history_is_stated_first_in_every_format(project, tmp_path):
-    env_file, path = project
+def test_tampered_history_is_stated_first_in_every_format(project):
+    path = project[1]
     lines = path.read_text().splitlines()
     path.write_text("\n".join([lines[0], *lines[2:]]) + "\n")
     doc = doc_for(project)
@@ -111,7 +111,7 @@ def test_tampered_history_is_stated_first_in_every_format(project, tmp_path):
 
 
 def test_tampered_artifact_shows_as_mismatch(project):
-    env_file, path = project
+    path = project[1]
     target = next(path.parent.glob("*-backup/results.json"))
     target.write_text(target.read_text().replace('"rto_achieved_s": 42.5', '"rto_achieved_s": 4.5'))
     doc = doc_for(project)
@@ -129,6 +129,13 @@ def test_cli_writes_each_format_and_exits_1_on_tampering(project, tmp_path):
         assert result.returncode == 0, result.stderr
         assert "missing: no DR drill on record" in result.stdout and output.stat().st_size > 1000
     assert "| SOC 2 | A1.3 |" in (tmp_path / "out.md").read_text()
+    path.write_text(path.read_text().replace('"suite": "smoke"', '"suite": "nightly"', 1))
+    tampered = subprocess.run([sys.executable, "-m", "opsproof.cli", "readiness", "--env", str(env_file),
+                               "--reports-dir", str(tmp_path / "reports"), "--output", str(tmp_path / "t.html")],
+                              capture_output=True, text=True, timeout=60)
+    assert tampered.returncode == 1
+    assert "history verification FAILED: line 2: record edited" in tampered.stdout
+    assert "HISTORY VERIFICATION FAILED" in (tmp_path / "t.html").read_text()
 
 
 CHROMIUM = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
