@@ -39,6 +39,14 @@ class DrDrill:
 
     def run(self) -> dict:
         """Run the scenario end to end; returns the drill record (also when a step failed)."""
+        from filelock import FileLock
+
+        if not self.state_dir.is_dir():
+            raise ProbeError(f"no sandbox at {self.state_dir}: run `opsproof sandbox up`", unreachable=True)
+        with FileLock(str(self.state_dir / "dr.lock"), timeout=self.scenario.rto_s * 2):  # one drill at a time
+            return self._run()
+
+    def _run(self) -> dict:
         from opsproof import sandbox
 
         self.box = sandbox.load(self.state_dir)
@@ -164,8 +172,9 @@ class DrDrill:
         except BaseException:
             postgres.remove(data_dir, base)
             raise
-        self.box.processes[f"postgres-before-dr-{stamp}"] = old  # stopped; its files go at sandbox down
-        self.box.add_process("postgres", pid, old["port"], data_dir=str(data_dir), cleanup=[str(data_dir.parent)])
+        # the stopped cluster's files stay (evidence) and go at sandbox down, with the new cluster's
+        cleanup = [str(data_dir.parent), *old.get("cleanup", [])]
+        self.box.add_process("postgres", pid, old["port"], data_dir=str(data_dir), cleanup=cleanup)
         self.target = f"fresh PostgreSQL cluster {data_dir} on 127.0.0.1:{old['port']}"
         self._create_roles()
         result = subprocess.run(["pg_restore", "--exit-on-error", "-d", postgres.DATABASE, *self._connect_args(False),

@@ -176,7 +176,21 @@ def verify(path: Path, check_artifacts: bool = True) -> Verification:
         if check_artifacts:
             result.problems.extend(f"line {number}: {p}" for p in artifact_problems(path.parent, record))
         previous_hash, expected_seq = stored, seq + 1
+    if check_artifacts:
+        result.problems.extend(unrecorded_runs(path.parent, read(path)))
     return result
+
+
+def unrecorded_runs(base: Path, records: list[dict]) -> list[str]:
+    """Run folders beside the recorded ones that no record cites: how a removed *last* record shows."""
+    cited = {(base / a["path"]).parent.resolve() for r in records for a in r.get("artifacts", [])}
+    problems = []
+    for parent in sorted({folder.parent for folder in cited}):
+        for folder in sorted(parent.iterdir()):
+            if (folder / "results.json").is_file() and folder.resolve() not in cited:
+                problems.append(f"run folder {os.path.relpath(folder, base)} has no history record "
+                                f"(a record removed from the end, or a run that was not recorded)")
+    return problems
 
 
 def artifact_problems(base: Path, record: dict) -> list[str]:

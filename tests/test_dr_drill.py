@@ -75,7 +75,9 @@ def test_drill_recovers_the_sandbox_with_measured_rto_and_rpo(own_sandbox, write
     assert rto["measure"] == "rto_achieved_s" and rto["value"] == drill["rto_achieved_s"] and rto["limit"] == 120
     # the environment's targets answer again: the API on its old port, on top of the restored database
     assert run_checks(write_env(drill_env(own_sandbox)), "-m", "smoke").ret == 0
-    assert "postgres-before-dr" in "".join(sandbox_module.status(Path(own_sandbox.state_dir)))
+    # `sandbox up` finds it running (same API), and the replaced cluster's files are down's to remove
+    assert sandbox_module.up(Path(own_sandbox.state_dir)).api_url == own_sandbox.api_url
+    assert len(sandbox_module.load(Path(own_sandbox.state_dir)).processes["postgres"]["cleanup"]) == 2
 
 
 def test_drill_on_a_corrupt_backup_stops_at_the_restore(own_sandbox, write_env, run_checks, tmp_path):

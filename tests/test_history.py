@@ -65,7 +65,15 @@ def test_edited_record_is_named(chain):
 
 def test_removed_record_is_named(chain):
     rewrite(chain, [line for n, line in enumerate(lines(chain)) if n != 1])
-    assert history.verify(chain).problems == ["line 2: record(s) removed before it (seq 3, expected 2)"]
+    assert history.verify(chain).problems == [
+        "line 2: record(s) removed before it (seq 3, expected 2)",
+        "run folder run2 has no history record (a record removed from the end, or a run that was not recorded)"]
+
+
+def test_removed_last_record_is_named_by_its_run_folder(chain):
+    rewrite(chain, lines(chain)[:-1])
+    assert history.verify(chain).problems == [
+        "run folder run4 has no history record (a record removed from the end, or a run that was not recorded)"]
 
 
 def test_reordered_records_are_named(chain):
