@@ -184,10 +184,11 @@ def verify(path: Path, check_artifacts: bool = True) -> Verification:
 def unrecorded_runs(base: Path, records: list[dict]) -> list[str]:
     """Run folders beside the recorded ones that no record cites: how a removed *last* record shows."""
     cited = {(base / a["path"]).parent.resolve() for r in records for a in r.get("artifacts", [])}
+    began = min((r["started_at"] for r in records if r.get("started_at")), default=None)
     problems = []
     for parent in sorted({folder.parent for folder in cited}):
         for folder in sorted(parent.iterdir()):
-            if (folder / "results.json").is_file() and folder.resolve() not in cited:
+            if (folder / "results.json").is_file() and folder.resolve() not in cited and _after(folder, began):
                 problems.append(f"run folder {os.path.relpath(folder, base)} has no history record "
                                 f"(a record removed from the end, or a run that was not recorded)")
     return problems
@@ -202,3 +203,12 @@ def artifact_problems(base: Path, record: dict) -> list[str]:
         elif sha256_file(file) != artifact["sha256"]:
             problems.append(f"artifact {artifact['path']} changed after the run (sha256 mismatch)")
     return problems
+
+
+def _after(folder: Path, began: str | None) -> bool:
+    """Runs from before the history began (older reports) are not evidence of a removed record."""
+    try:
+        started = json.loads((folder / "results.json").read_text(encoding="utf-8"))["started_at"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return True
+    return began is None or started >= began

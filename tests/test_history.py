@@ -76,6 +76,13 @@ def test_removed_last_record_is_named_by_its_run_folder(chain):
         "run folder run4 has no history record (a record removed from the end, or a run that was not recorded)"]
 
 
+def test_runs_from_before_the_history_began_are_not_flagged(chain, tmp_path):
+    old = make_run(tmp_path, "run0-before-history")
+    results = json.loads((old / "results.json").read_text())
+    (old / "results.json").write_text(json.dumps({**results, "started_at": "2026-01-01T00:00:00+00:00"}))
+    assert history.verify(chain).ok
+
+
 def test_reordered_records_are_named(chain):
     old = lines(chain)
     rewrite(chain, [old[0], old[2], old[1], old[3]])
