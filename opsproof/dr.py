@@ -181,6 +181,9 @@ class DrDrill:
                                  str(self.backup)], env=self._pg_env(), capture_output=True, text=True, timeout=600)
         if result.returncode != 0:
             raise StepFailed(f"pg_restore of {self.backup.name} failed: {first_line(Exception(result.stderr))}")
+        # a dump taken with --no-owner restores as the admin's: the application must still reach its data
+        self._query(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {postgres.APP_USER}; "
+                    f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {postgres.APP_USER}", fetch=False)
         return f"{self.backup.name} restored into {data_dir}"
 
     def _create_roles(self) -> None:
@@ -291,7 +294,7 @@ class DrDrill:
     def _pg_env(self) -> dict:
         return {**os.environ, "PGPASSWORD": self.box.variables["SANDBOX_PG_ADMIN_PASSWORD"], "PGCONNECT_TIMEOUT": "5"}
 
-    def _query(self, text: str) -> list[tuple]:
+    def _query(self, text: str, fetch: bool = True) -> list[tuple]:
         import psycopg
 
         from opsproof.sandbox import postgres
@@ -299,7 +302,8 @@ class DrDrill:
         try:
             with psycopg.connect(dbname=postgres.DATABASE, **self._admin()) as conn:
                 conn.execute("SET statement_timeout = 10000")
-                return conn.execute(text).fetchall()
+                cursor = conn.execute(text)
+                return cursor.fetchall() if fetch else []
         except psycopg.Error as error:
             raise StepFailed(f"query failed: {first_line(error)}") from None
 
