@@ -52,19 +52,22 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def cmd_validate(args: argparse.Namespace, extra: list[str]) -> int:
-    from opsproof.environment import load_environment
+    from opsproof import waivers
+    from opsproof.environment import KINDS, load_environment
 
-    files = [Path(f) for f in args.files] or sorted((project_root() / "environments").glob("*.y*ml"))
+    files = [Path(f) for f in args.files] or sorted(
+        p for p in (project_root() / "environments").glob("*.y*ml") if ".waivers." not in p.name)
     worst = EXIT_OK
     for path in files:
         try:
             loaded = load_environment(path)
+            env = loaded.environment
+            waivers.load(waivers.waivers_path(loaded.path, env.name, env.waivers_file))
         except ConfigError as error:
             print(f"opsproof: {error}", file=sys.stderr)
             worst = EXIT_USAGE
             continue
-        env = loaded.environment
-        counts = ", ".join(f"{len(env.targets(k))} {k}" for k in ("http", "postgres", "redis") if env.targets(k))
+        counts = ", ".join(f"{len(env.targets(k))} {k}" for k in KINDS if env.targets(k))
         print(f"ok: {path} (environment {env.name}, tier {env.tier}; {counts or 'no targets'})")
     return worst
 

@@ -119,3 +119,15 @@ def test_waivers_file_is_taken_from_the_environment(pytester):
         waiver("*test_disk_is_fine"), waiver("*test_queue_is_short")]}))
     result, results = run(pytester)
     assert result.ret == 0 and len(results["waivers"]["applied"]) == 2
+
+
+def test_validate_checks_the_waivers_file_too(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "unit.yaml").write_text("tier: staging\n")
+    (tmp_path / "unit.waivers.yaml").write_text(yaml.safe_dump({"waivers": [waiver("*x", ticket="")]}))
+    result = subprocess.run([sys.executable, "-m", "opsproof.cli", "validate", str(tmp_path / "unit.yaml")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 4
+    assert result.stderr.strip().endswith("unit.waivers.yaml: waivers.0.ticket: String should have at least 1 character")
