@@ -131,3 +131,14 @@ def test_validate_checks_the_waivers_file_too(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 4
     assert result.stderr.strip().endswith("unit.waivers.yaml: waivers.0.ticket: String should have at least 1 character")
+
+
+def test_waivers_apply_in_the_controller_under_xdist(pytester, monkeypatch):
+    from conftest import ROOT
+
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    project(pytester, [waiver("*test_disk_is_fine"), waiver("*test_queue_is_short")])
+    result = pytester.runpytest_subprocess("-p", "fixtures.plugin", "-n", "2")
+    assert result.ret == 0
+    (found,) = list((pytester.path / "reports").glob("*/*/results.json"))
+    assert json.loads(found.read_text())["verdict"] == "PASS (gate p1): 3 checks [1 passed, 2 waived]"
