@@ -1,4 +1,4 @@
-"""The ``opsproof`` command: run, validate, sandbox up|status|down, demo.
+"""The ``opsproof`` command: run, validate, sandbox up|status|down, demo, history verify, readiness.
 
 Exit codes: 0 nothing gating failed; 1 a gating check failed or errored; 2 interrupted;
 4 usage or environment-file error.
@@ -54,18 +54,21 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def cmd_validate(args: argparse.Namespace, extra: list[str]) -> int:
+    from opsproof import waivers
     from opsproof.environment import KINDS, load_environment
 
-    files = [Path(f) for f in args.files] or sorted((project_root() / "environments").glob("*.y*ml"))
+    files = [Path(f) for f in args.files] or sorted(
+        p for p in (project_root() / "environments").glob("*.y*ml") if ".waivers." not in p.name)
     worst = EXIT_OK
     for path in files:
         try:
             loaded = load_environment(path)
+            env = loaded.environment
+            waivers.load(waivers.waivers_path(loaded.path, env.name, env.waivers_file))
         except ConfigError as error:
             print(f"opsproof: {error}", file=sys.stderr)
             worst = EXIT_USAGE
             continue
-        env = loaded.environment
         counts = ", ".join(f"{len(env.targets(k))} {k}" for k in KINDS if env.targets(k))
         print(f"ok: {path} (environment {env.name}, tier {env.tier}; {counts or 'no targets'})")
     return worst
@@ -105,7 +108,8 @@ def cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
     try:
         for suite in SUITES:
             print(f"\n=== opsproof run --env {args.env} --suite {suite} ===", flush=True)
-            command = [sys.executable, "-m", "pytest", *_pytest_args(args, suite), "-q", *extra]
+            destructive = ["--allow-destructive"] if suite in ("backup", "dr") else []  # the sandbox is scratch
+            command = [sys.executable, "-m", "pytest", *_pytest_args(args, suite), "-q", *destructive, *extra]
             code = subprocess.call(command, cwd=root)
             results[suite] = "no checks yet" if code == 5 else ("PASS" if code == 0 else f"exit {code}")
             if code == EXIT_INTERRUPTED:
@@ -113,12 +117,75 @@ def cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
     finally:
         print("\nopsproof demo: stopping the sandbox", flush=True)
         sandbox.down()
+    print(f"\n=== opsproof readiness --env {args.env} ===", flush=True)
+    cmd_readiness(argparse.Namespace(env=args.env, since=None, format="html", output=None,
+                                     reports_dir=args.reports_dir), [])
     print("\nopsproof demo summary:")
     for suite, verdict in results.items():
         print(f"  {suite:8} {verdict}")
     print(f"reports: {Path(args.reports_dir).resolve() if args.reports_dir else root / 'reports' / args.env}")
     codes = [0 if v in ("PASS", "no checks yet") else int(v.split()[-1]) for v in results.values()]
     return max(codes, default=EXIT_OK)
+
+
+def _history_of(args: argparse.Namespace):
+    """The environment's history file, read without resolving ${VAR}s (the sandbox may be down)."""
+    from opsproof.environment import find_environment
+    from opsproof.environment.loader import environment_settings
+    from opsproof.history import history_path
+
+    root = project_root()
+    path = find_environment(args.env, root / "environments")
+    settings = environment_settings(path)
+    reports = Path(args.reports_dir).resolve() if args.reports_dir else root / "reports"
+    return settings, path, history_path(reports, settings["name"], settings.get("history_dir"), path)
+
+
+def cmd_history(args: argparse.Namespace, extra: list[str]) -> int:
+    from opsproof.history import verify
+
+    try:
+        _, _, path = _history_of(args)
+    except ConfigError as error:
+        print(f"opsproof: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    result = verify(path)
+    for problem in result.problems:
+        print(f"TAMPERED {path}: {problem}")
+    if result.ok:
+        print(f"history intact: {path} ({result.records} records, chain and artifact hashes verified)")
+        return EXIT_OK
+    print(f"history verification FAILED: {len(result.problems)} problem(s) in {path}")
+    return EXIT_GATING
+
+
+def cmd_readiness(args: argparse.Namespace, extra: list[str]) -> int:
+    """Compose the audit document; exit 1 when the history it rests on does not verify."""
+    from datetime import date, datetime, timezone
+
+    from opsproof.readiness import compose, render
+
+    try:
+        settings, env_file, history_file = _history_of(args)
+        since = date.fromisoformat(args.since) if args.since else None
+        document = compose(settings, env_file, history_file, since)
+    except ConfigError as error:
+        print(f"opsproof: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as error:
+        print(f"opsproof: --since: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    output = Path(args.output) if args.output else history_file.parent / f"readiness-{stamp}.{args.format}"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render(document, args.format), encoding="utf-8")
+    print(f"readiness report: {output}")
+    for line in document["missing"]:
+        print(f"  missing: {line}")
+    if not document["history"]["ok"]:
+        print(f"history verification FAILED: {'; '.join(document['history']['problems'])}")
+        return EXIT_GATING
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -146,6 +213,20 @@ def build_parser() -> argparse.ArgumentParser:
     box.add_argument("action", choices=("up", "status", "down"))
     box.add_argument("--state-dir", help="where the sandbox keeps its state (default .opsproof/sandbox)")
     box.set_defaults(handler=cmd_sandbox)
+
+    hist = commands.add_parser("history", help="verify the hash-chained run history of an environment")
+    hist.add_argument("action", choices=("verify",))
+    hist.add_argument("--env", required=True, help="environment name or YAML file")
+    hist.add_argument("--reports-dir", help="where reports go (default reports/)")
+    hist.set_defaults(handler=cmd_history)
+
+    ready = commands.add_parser("readiness", help="compose the readiness report for audits from the history")
+    ready.add_argument("--env", required=True, help="environment name or YAML file")
+    ready.add_argument("--since", metavar="YYYY-MM-DD", help="start of the period (default: 90 days ago)")
+    ready.add_argument("--format", choices=("html", "md", "json"), default="html")
+    ready.add_argument("--output", metavar="PATH", help="where to write (default reports/<env>/readiness-<time>.<ext>)")
+    ready.add_argument("--reports-dir", help="where reports go (default reports/)")
+    ready.set_defaults(handler=cmd_readiness)
 
     demo = commands.add_parser("demo", help="sandbox up, every suite against local, sandbox down")
     run_options(demo)

@@ -45,6 +45,10 @@ def _host(target, environment: Environment):
     from opsproof.host import HostProbe
 
     return HostProbe(target.host, target.ssh_identity_file, target.ssh_config, target.timeout_s)
+def _dr(target, environment: Environment):
+    from opsproof.dr import DrDrill
+
+    return DrDrill(target, environment)
 
 
 FACTORIES: dict[str, Callable[[Target, Environment], object]] = {
@@ -53,6 +57,7 @@ FACTORIES: dict[str, Callable[[Target, Environment], object]] = {
     "redis": _redis,
     "kubernetes": _kubernetes,
     "host": _host,
+    "dr": _dr,
 }
 
 

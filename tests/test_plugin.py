@@ -205,7 +205,7 @@ def test_passed_check_still_records_measured_values(pytester):
 def test_failing_run_writes_all_three_reports_and_a_verdict(pytester):
     make_project(pytester, CHECKS.format(severity="p0", body=BODIES["fail"]))
     result = run(pytester, "--env", "unit", "-m", "p0 or p3")
-    (run_dir,) = list((pytester.path / "reports" / "unit").iterdir())
+    (run_dir,) = [p for p in (pytester.path / "reports" / "unit").iterdir() if p.is_dir()]  # beside history.jsonl
     assert run_dir.name.endswith("Z-p0-or-p3")
     assert {p.name for p in run_dir.iterdir()} == {"report.html", "junit.xml", "results.json"}
     html = (run_dir / "report.html").read_text()
@@ -237,5 +237,5 @@ def test_interrupted_run_still_writes_reports(pytester):
     assert process.returncode == 2, output
     data = results(pytester)
     assert data["interrupted"] is True and data["exit_code"] == 2
-    (run_dir,) = list((pytester.path / "reports" / "unit").iterdir())
+    (run_dir,) = [p for p in (pytester.path / "reports" / "unit").iterdir() if p.is_dir()]  # beside history.jsonl
     assert (run_dir / "junit.xml").exists() and (run_dir / "report.html").exists()

@@ -80,6 +80,23 @@ def load_environment(path: Path, variables: Mapping[str, str] | None = None) -> 
     return LoadedEnvironment(environment, path, frozenset(s for s in secrets if s))
 
 
+def environment_settings(path: Path) -> dict:
+    """Name, tier and where history and waivers live, without resolving ${VAR}s or validating targets.
+
+    History and readiness read finished runs: they must work when the sandbox (and its vars file) is gone.
+    """
+    shown = _shown(path)
+    raw = _read_yaml(path, shown)
+    if not isinstance(raw, dict):
+        raise ConfigError(shown, "", "an environment file must be a mapping of keys to values")
+    settings = {key: raw.get(key) for key in ("name", "tier", "history_dir", "waivers_file", "description")}
+    settings["name"] = settings["name"] or path.stem
+    for key, value in settings.items():
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(shown, key, "must be text")
+    return settings
+
+
 def _shown(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd()))

@@ -94,6 +94,7 @@ def up(state_dir: Path | None = None) -> Sandbox:
     state_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(state_dir, 0o700)
     box = Sandbox(state_dir=str(state_dir))
+    box.variables["SANDBOX_STATE_DIR"] = str(state_dir)  # where drills find the processes to take down
     try:
         for _, start in components():
             start(box)

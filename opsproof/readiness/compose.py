@@ -1,0 +1,201 @@
+"""Compose the readiness document (a plain dict) from the history and the results.json files it cites.
+
+Nothing here renders: the same dict becomes HTML, Markdown or JSON. What is missing is stated as a
+sentence in ``missing`` rather than left out, and a broken history chain is the first thing said.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta, timezone
+from fnmatch import fnmatchcase
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from opsproof import history, waivers
+from opsproof.thresholds import show_limit, show_value
+
+SUITES = ("smoke", "nightly", "backup", "dr")
+DRILL_FIELDS = ("scenario", "backup_set", "backup_id", "backup_time", "target", "started_at", "finished_at",
+                "rto_target_s", "rto_achieved_s", "rpo_target_s", "rpo_achieved_s", "cleanup_confirmed", "outcome",
+                "failed_step", "error")
+RESTORE_DRILL_MAX_AGE_DAYS = 31
+DR_DRILL_MAX_AGE_DAYS = 365
+
+
+def controls() -> list[dict]:
+    return yaml.safe_load(resources.files("opsproof.readiness").joinpath("controls.yaml").read_text())
+
+
+def _when(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def describe(measurement: dict) -> str:
+    """``response_time_ms (12.3) <= warn 500 / crit 2000``: a measured value against its threshold."""
+    text = f"{measurement['measure']} ({show_value(measurement['value'])})"
+    if "limit" in measurement:
+        text += f" {measurement['op']} {show_limit(measurement['limit'])}"
+    elif measurement.get("warn") is not None or measurement.get("crit") is not None:
+        limits = [f"{k} {show_limit(measurement[k])}" for k in ("warn", "crit") if measurement.get(k) is not None]
+        text += f" {measurement['op']} {' / '.join(limits)}"
+    else:
+        text += " (recorded, no threshold)"
+    return text
+
+
+def _artifacts(base: Path, record: dict) -> list[dict]:
+    shown = []
+    for artifact in record.get("artifacts", []):
+        file = base / artifact["path"]
+        if not file.is_file():
+            status = "missing"
+        else:
+            status = "verified" if history.sha256_file(file) == artifact["sha256"] else "MISMATCH"
+        shown.append({**artifact, "status": status})
+    return shown
+
+
+def _results(base: Path, record: dict) -> dict | None:
+    for artifact in record.get("artifacts", []):
+        if artifact["name"] == "results.json" and (base / artifact["path"]).is_file():
+            try:
+                return json.loads((base / artifact["path"]).read_text(encoding="utf-8"))
+            except ValueError:
+                return None
+    return None
+
+
+def _counts(record: dict) -> dict:
+    counts = record.get("counts", {})
+    return {"passed": counts.get("passed", 0), "warned": counts.get("warned", 0),
+            "failed": counts.get("failed", 0) + counts.get("error", 0), "waived": counts.get("waived", 0),
+            "skipped": counts.get("skipped", 0)}
+
+
+def compose(settings: dict, env_file: Path, history_file: Path, since: date | None = None,
+            now: datetime | None = None) -> dict:
+    now = now or datetime.now(timezone.utc)
+    since = since or (now - timedelta(days=90)).date()
+    base = history_file.parent
+    check = history.verify(history_file)
+    records = history.read(history_file)
+    loaded = [(r, _results(base, r)) for r in records]
+    in_period = [(r, res) for r, res in loaded if _when(r["started_at"]).date() >= since]
+
+    suites = []
+    order = {name: n for n, name in enumerate(SUITES)}
+    for suite in sorted({r["suite"] for r, _ in in_period}, key=lambda s: (order.get(s, len(SUITES)), s)):
+        runs = [r for r, _ in in_period if r["suite"] == suite]
+        latest = runs[-1]
+        suites.append({"suite": suite, "runs": len(runs),
+                       "latest": {k: latest.get(k) for k in ("run_id", "started_at", "finished_at", "verdict",
+                                                            "operator", "git_revision", "exit_code")},
+                       "trend": [{"run_id": r["run_id"], "started_at": r["started_at"], **_counts(r)} for r in runs]})
+
+    latest_checks: dict[str, dict] = {}
+    drills: dict[str, dict] = {}
+    waived_ids: set[str] = set()
+    for record, results in loaded:
+        for result in (results or {}).get("checks", []):
+            if result.get("drill") and result["drill"].get("kind") in ("restore", "dr"):
+                drills[result["drill"]["kind"]] = {**dict.fromkeys(DRILL_FIELDS), "verifications": [], "steps": [],
+                                                   **result["drill"], "run_id": record["run_id"], "check": result["id"],
+                                                   "check_outcome": result["outcome"]}
+            if _when(record["started_at"]).date() < since:
+                continue
+            if result.get("waiver"):
+                waived_ids.add(result["waiver"]["check"])
+            latest_checks[result["id"]] = {
+                "id": result["id"], "suite": record["suite"], "run_id": record["run_id"],
+                "at": record["started_at"], "outcome": result["outcome"], "severity": result.get("severity"),
+                "where": result.get("where"), "message": result.get("message", ""),
+                "measurements": [describe(m) for m in result.get("measurements", [])],
+                "waiver": result.get("waiver"),
+            }
+
+    today = now.date()
+    waiver_file = waivers_path_or_none(settings, env_file)
+    waiver_list = waivers.load(waiver_file) if waiver_file else []
+    waiver_view = {
+        "file": str(waiver_file) if waiver_file else None,
+        "open": [w.shown() for w in waiver_list if w.expires >= today],
+        "expired": [w.shown() for w in waiver_list if w.expires < today],
+        "stale": [w.shown() for w in waiver_list if w.expires >= today and w.check not in waived_ids],
+    }
+
+    missing = _missing(drills, suites, now)
+    control_rows = _controls(latest_checks, drills, suites, now)
+    runs = [{k: r.get(k) for k in ("seq", "run_id", "suite", "started_at", "finished_at", "operator", "host",
+                                    "git_revision", "verdict", "hash")} | {"artifacts": _artifacts(base, r)}
+            for r, _ in in_period]
+    return {
+        "title": f"Operational readiness: {settings['name']}",
+        "generated_at": now.isoformat(timespec="seconds"),
+        "period": {"since": since.isoformat(), "until": today.isoformat()},
+        "environment": {"name": settings["name"], "tier": settings.get("tier"),
+                        "description": settings.get("description") or "", "file": str(env_file)},
+        "history": {"path": str(history_file), "records": check.records, "ok": check.ok, "problems": check.problems},
+        "suites": suites,
+        "checks": sorted(latest_checks.values(), key=lambda c: c["id"]),
+        "drills": {"restore": drills.get("restore"), "dr": drills.get("dr")},
+        "waivers": waiver_view,
+        "controls": control_rows,
+        "runs": runs,
+        "missing": missing,
+        "signoff": [{"role": role} for role in ("Prepared by", "Reviewed by", "Approved by")],
+    }
+
+
+def waivers_path_or_none(settings: dict, env_file: Path) -> Path | None:
+    return waivers.waivers_path(env_file, settings["name"], settings.get("waivers_file"))
+
+
+def _age_days(text: str | None, now: datetime) -> float | None:
+    return (now - _when(text)).total_seconds() / 86400 if text else None
+
+
+def _missing(drills: dict, suites: list[dict], now: datetime) -> list[str]:
+    missing = []
+    for kind, label, max_age in (("restore", "restore drill", RESTORE_DRILL_MAX_AGE_DAYS),
+                                 ("dr", "DR drill", DR_DRILL_MAX_AGE_DAYS)):
+        drill = drills.get(kind)
+        if drill is None:
+            missing.append(f"no {label} on record")
+            continue
+        age = _age_days(drill.get("finished_at") or drill.get("started_at"), now)
+        if age is None or age > max_age:
+            missing.append(f"no {label} in the last {max_age} days")
+        if drill.get("outcome") != "passed":
+            where = f" at step {drill['failed_step']}" if drill.get("failed_step") else ""
+            missing.append(f"the latest {label} did not pass ({drill.get('outcome')}{where})")
+    seen = {s["suite"]: s for s in suites}
+    for suite in SUITES:
+        if suite not in seen:
+            missing.append(f"no {suite} run in the period")
+        elif not sum(seen[suite]["trend"][-1][k] for k in ("passed", "warned", "failed", "waived", "skipped")):
+            missing.append(f"the latest {suite} run had no checks")
+    return missing
+
+
+def _controls(checks: dict, drills: dict, suites: list[dict], now: datetime) -> list[dict]:
+    rows = []
+    suite_latest = {s["suite"]: s["latest"] for s in suites}
+    for control in controls():
+        evidence = [c for c in checks.values() if any(fnmatchcase(c["id"], p) for p in control.get("checks", []))]
+        fresh_drills = [k for k in control.get("drills", []) if drills.get(k) and
+                        (_age_days(drills[k].get("finished_at"), now) or 1e9) <= control["max_age_days"]]
+        runs = [s for s in control.get("suites", []) if s in suite_latest]
+        failing = [c["id"] for c in evidence if c["outcome"] in ("failed", "error")]
+        if failing:
+            status = "failing"
+        elif evidence or fresh_drills:
+            status = "evidenced"
+        else:
+            status = "no evidence"
+        rows.append({**control, "status": status, "evidence": [f"{c['id']}: {c['outcome']}" for c in evidence],
+                     "fresh_drills": fresh_drills, "suite_runs": runs})
+    return rows
