@@ -35,10 +35,17 @@ def _redis(target, environment: Environment):
     return RedisProbe(target.url, _secret(target.password), target.timeout_s)
 
 
+def _backups(target, environment: Environment):
+    from opsproof.backups import BackupProbe
+
+    return BackupProbe(target, environment)
+
+
 FACTORIES: dict[str, Callable[[Target, Environment], object]] = {
     "http": _http,
     "postgres": _postgres,
     "redis": _redis,
+    "backups": _backups,
 }
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationInfo, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationInfo, field_validator,
+                      model_validator)
 
 from opsproof.thresholds import Ceiling
 
@@ -65,6 +66,9 @@ class RedisTarget(Target):
     timeout_s: Seconds = 3.0
 
 
+from opsproof.environment.backups import BackupTarget  # noqa: E402 - it subclasses Target above
+
+
 class Environment(Model):
     name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
     tier: Tier
@@ -74,6 +78,7 @@ class Environment(Model):
     http: dict[TargetName, HttpTarget] = Field(default_factory=dict)
     postgres: dict[TargetName, PostgresTarget] = Field(default_factory=dict)
     redis: dict[TargetName, RedisTarget] = Field(default_factory=dict)
+    backups: dict[TargetName, BackupTarget] = Field(default_factory=dict)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -93,6 +98,14 @@ class Environment(Model):
                 spec = {**spec, "name": key}
             named[key] = spec
         return named
+
+    @model_validator(mode="after")
+    def _backup_sources_exist(self):
+        for backup in self.backups.values():
+            kind, _, name = backup.of.partition(".")
+            if name not in (getattr(self, kind, None) or {}):
+                raise ValueError(f"backups.{backup.name}.of: {backup.of} is not a target in this environment")
+        return self
 
     def targets(self, kind: str) -> dict[str, Target]:
         return getattr(self, kind)
