@@ -106,9 +106,9 @@ def rdb_check(path: Path, timeout_s: float = 300) -> str:
     result = _run(["redis-check-rdb", str(path)], timeout_s, "Redis RDB files")
     if result.returncode == 0 and "RDB looks OK" in result.stdout:
         return "ok"
-    output = result.stdout + result.stderr
-    for line in output.splitlines():
-        if "--- RDB ERROR DETECTED ---" in line or "Unexpected EOF" in line or "error" in line.lower():
-            detail = line.split("]", 1)[-1].strip().strip("-").strip()
-            return detail or "RDB error"
-    return f"redis-check-rdb exited {result.returncode}"
+    lines = [line.strip() for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    for index, line in enumerate(lines):
+        if "RDB ERROR DETECTED" in line:
+            detail = lines[index + 1] if index + 1 < len(lines) else line
+            return detail.split("] ", 1)[-1]
+    return first_error("\n".join(lines)) or f"redis-check-rdb exited {result.returncode}"
