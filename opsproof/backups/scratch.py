@@ -117,7 +117,7 @@ class PostgresScratch:
                 raise RestoreFailed(f"pg_restore did not finish within {self.timeout_s:g} s") from None
             code, stderr = result.returncode, result.stderr
         else:
-            command = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-d", self.dsn]
+            command = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-d", self.dsn, "-f", "-"]
             code, stderr = _feed(command, self._env(), path, format.endswith("_gz"), self.timeout_s)
         if code != 0:
             raise RestoreFailed(first_error(stderr) or f"{command[0]} exited {code}")
