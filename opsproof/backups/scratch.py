@@ -69,6 +69,7 @@ class PostgresScratch:
     def __init__(self, dsn: str, password: str | None, timeout_s: float):
         self.dsn, self.password, self.timeout_s = dsn, password, timeout_s
         self.database = endpoint(dsn)[2]
+        self._session = None
         parts = urlsplit(dsn)
         self.admin_dsn = urlunsplit(parts._replace(path="/postgres"))
 
@@ -94,6 +95,9 @@ class PostgresScratch:
         self._admin("CREATE DATABASE {}")
 
     def drop(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
         self._admin("DROP DATABASE IF EXISTS {} WITH (FORCE)")
 
     def exists(self) -> bool:
@@ -122,9 +126,11 @@ class PostgresScratch:
         if code != 0:
             raise RestoreFailed(first_error(stderr) or f"{command[0]} exited {code}")
 
-    def query(self, sql: str, params=None) -> list[tuple]:
-        with self._connect(self.dsn) as conn:
-            return conn.execute(sql, params).fetchall()
+    def query(self, sql, params=None) -> list[tuple]:
+        """On one session to the restored database, opened at the first query and closed by ``drop``."""
+        if self._session is None:
+            self._session = self._connect(self.dsn)
+        return self._session.execute(sql, params).fetchall()
 
     def table_exists(self, table: str) -> bool:
         return self.query("SELECT to_regclass(%s) IS NOT NULL", (table,))[0][0]
@@ -132,17 +138,13 @@ class PostgresScratch:
     def row_count(self, table: str) -> int:
         from psycopg import sql
 
-        with self._connect(self.dsn) as conn:
-            return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(*table.split(".")))
-                                ).fetchone()[0]
+        return self.query(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(*table.split("."))))[0][0]
 
     def newest(self, table: str, column: str):
         from psycopg import sql
 
-        with self._connect(self.dsn) as conn:
-            statement = sql.SQL("SELECT max({}) FROM {}").format(sql.Identifier(column),
-                                                                  sql.Identifier(*table.split(".")))
-            return conn.execute(statement).fetchone()[0]
+        return self.query(sql.SQL("SELECT max({}) FROM {}").format(sql.Identifier(column),
+                                                                    sql.Identifier(*table.split("."))))[0][0]
 
 
 class MySqlScratch:
