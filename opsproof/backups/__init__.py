@@ -106,7 +106,11 @@ class BackupProbe:
     def source_dsn(self) -> str | None:
         kind, _, name = self.target.of.partition(".")
         source = self.environment.targets(kind).get(name)
-        return getattr(source, "dsn", None)
+        if getattr(source, "dsn", None):
+            return source.dsn
+        if getattr(source, "host", None):  # MySQL targets are host/port/database
+            return f"{kind}://{source.host}:{source.port}/{getattr(source, 'database', None) or ''}"
+        return None
 
     def refusal(self) -> str | None:
         from opsproof.backups.restore import refusal

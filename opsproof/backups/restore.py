@@ -86,6 +86,8 @@ class Drill:
         for table, expectation in self.backup.tables.items():
             if expectation.timestamp and table not in missing:
                 stamp = scratch.newest(table, expectation.timestamp)
+                if isinstance(stamp, datetime) and stamp.tzinfo is None:
+                    stamp = stamp.replace(tzinfo=timezone.utc)  # a DATETIME without zone: read as UTC
                 if stamp is not None and (newest is None or stamp > newest):
                     newest = stamp
         return newest

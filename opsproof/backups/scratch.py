@@ -186,7 +186,7 @@ class MySqlScratch:
 
     def restore(self, path: Path, format: str) -> None:
         env = {**os.environ, "MYSQL_PWD": self.password or ""}
-        command = ["mysql", f"--host={self.host}", f"--port={self.port}", f"--user={self.user}",
+        command = ["mysql", "--no-defaults", f"--host={self.host}", f"--port={self.port}", f"--user={self.user}",
                    "--connect-timeout=5", self.database]
         code, stderr = _feed(command, env, path, format.endswith("_gz"), self.timeout_s)
         if code != 0:

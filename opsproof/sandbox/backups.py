@@ -62,17 +62,14 @@ def postgres_dumps(box, directory: Path, stamp: str) -> list[Path]:
 
 
 def mysql_dump(box, directory: Path, stamp: str) -> list[Path]:
-    """Only when a MariaDB component published SANDBOX_MYSQL_DSN and SANDBOX_MYSQL_PASSWORD."""
-    from urllib.parse import urlsplit
-
-    dsn, password = box.variables.get("SANDBOX_MYSQL_DSN"), box.variables.get("SANDBOX_MYSQL_PASSWORD")
+    """Only when a MariaDB component published SANDBOX_MYSQL_PORT and SANDBOX_MYSQL_ADMIN_PASSWORD."""
+    port, password = box.variables.get("SANDBOX_MYSQL_PORT"), box.variables.get("SANDBOX_MYSQL_ADMIN_PASSWORD")
     dump = shutil.which("mariadb-dump") or shutil.which("mysqldump")
-    if not dsn or dump is None:
+    if not port or dump is None:
         return []
-    parts = urlsplit(dsn)
-    database = parts.path.lstrip("/")
+    database = box.variables.get("SANDBOX_MYSQL_DATABASE", "bankchain")
     path = directory / f"{database}-{stamp}.mysql.sql.gz"
-    command = [dump, f"--host={parts.hostname}", f"--port={parts.port or 3306}", f"--user={parts.username}",
+    command = [dump, "--no-defaults", "--host=127.0.0.1", f"--port={port}", "--user=opsproof_admin",
                "--single-transaction", "--routines", database]
     _run_dump(command, {**os.environ, "MYSQL_PWD": password or ""}, path, True)
     return [path]
