@@ -160,7 +160,8 @@ def test_each_backup_fault_fails_with_its_evidence(sandbox, write_env, run_check
 
 def test_truncated_custom_dump_still_lists_but_fails_the_full_read(sandbox, tmp_path, write_env, run_checks):
     custom = sandbox_backup(sandbox, "*.dump")
-    truncated = place(custom, tmp_path / "cut", custom.name, data=custom.read_bytes()[: custom.stat().st_size * 6 // 10])
+    cut_bytes = custom.read_bytes()[: custom.stat().st_size * 6 // 10]
+    truncated = place(custom, tmp_path / "cut", custom.name, data=cut_bytes)
     assert subprocess.run(["pg_restore", "--list", str(truncated)], capture_output=True).returncode == 0
     sets = {"cut": backup_set(tmp_path / "cut" / "*.dump", "pg_custom")}
     run = run_checks(write_env(sandbox_environment(sandbox, backups=sets)), "-k", "custom_dump")

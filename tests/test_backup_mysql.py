@@ -45,7 +45,7 @@ def mariadb():
             c.execute("CREATE DATABASE bankchain")
             c.execute("USE bankchain")
             c.execute("CREATE TABLE bankchain.ledger (id INT PRIMARY KEY, amount DECIMAL(18,2), created_at DATETIME)")
-            c.execute("INSERT INTO bankchain.ledger SELECT seq, seq * 10, now() - INTERVAL seq MINUTE FROM seq_1_to_300")
+            c.execute("INSERT INTO ledger SELECT seq, seq * 10, now() - INTERVAL seq MINUTE FROM seq_1_to_300")
         yield {"port": port, "password": password, "base": base}
     finally:
         stop_pid(process.pid)

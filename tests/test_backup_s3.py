@@ -47,7 +47,8 @@ def bucket(s3_endpoint, sandbox):
 def s3_set(endpoint: str, pattern: str, format: str, **extra) -> dict:
     return {"of": "postgres.main", "location": f"s3://{BUCKET}/{pattern}", "format": format, "rpo": "24h",
             "rto": "10m", "manifest": "SHA256SUMS",
-            "s3": {"endpoint_url": endpoint, "access_key_id": "${TEST_S3_KEY}", "secret_access_key": "${TEST_S3_SECRET}"},
+            "s3": {"endpoint_url": endpoint, "access_key_id": "${TEST_S3_KEY}",
+                   "secret_access_key": "${TEST_S3_SECRET}"},
             **extra}
 
 
@@ -65,17 +66,18 @@ def test_backups_in_s3_pass_nightly_checks_and_the_drill(sandbox, s3_endpoint, b
     run = run_checks(write_env(sandbox_environment(sandbox, backups=sets)), "--suite", "backup",
                      "--allow-destructive")
     outcomes = {r["id"].split("::")[1]: r["outcome"] for r in run.results["checks"] if r["outcome"] != "skipped"}
+    common = ("test_latest_backup_exists", "test_latest_backup_within_rpo",
+              "test_latest_backup_matches_manifest_checksum")
     assert outcomes == {
         **{f"{check}[s3-custom]": "passed" for check in (
-            "test_latest_backup_exists", "test_latest_backup_within_rpo", "test_latest_backup_matches_manifest_checksum",
-            "test_latest_custom_dump_reads_through", "test_latest_backup_restores_and_verifies_within_rto")},
+            *common, "test_latest_custom_dump_reads_through", "test_latest_backup_restores_and_verifies_within_rto")},
         **{f"{check}[s3-plain]": "passed" for check in (
-            "test_latest_backup_exists", "test_latest_backup_within_rpo", "test_latest_backup_matches_manifest_checksum",
-            "test_latest_backup_gzip_stream_complete", "test_latest_dump_has_closing_marker")},
+            *common, "test_latest_backup_gzip_stream_complete", "test_latest_dump_has_closing_marker")},
         **{f"{check}[s3-empty]": outcome for check, outcome in (
             ("test_latest_backup_exists", "failed"), ("test_latest_backup_within_rpo", "error"),
             ("test_latest_backup_size_within_history", "error"),
-            ("test_latest_backup_matches_manifest_checksum", "error"), ("test_latest_custom_dump_reads_through", "error"))},
+            ("test_latest_backup_matches_manifest_checksum", "error"),
+            ("test_latest_custom_dump_reads_through", "error"))},
     }, run.output
     assert run.record("test_latest_backup_exists", "s3-empty")["message"] == (
         "latest_backup ('none') != 'none' on backups.s3-empty")

@@ -99,7 +99,8 @@ def _dump_with_error_in_the_middle(sandbox) -> bytes:
 def test_drill_fails_on_restore_error_missing_table_low_rows_and_rto(sandbox, tmp_path, write_env, run_checks):
     copy_backup(sandbox, "*.sql.gz", tmp_path / "error", data=_dump_with_error_in_the_middle(sandbox))
     for name in ("missing-table", "low-rows", "fewer-than-recorded", "tight-rto"):
-        copy_backup(sandbox, "*.dump", tmp_path / name, counts={"users": 550} if name == "fewer-than-recorded" else None)
+        counts = {"users": 550} if name == "fewer-than-recorded" else None
+        copy_backup(sandbox, "*.dump", tmp_path / name, counts=counts)
     (next((tmp_path / "low-rows").glob("*.counts.json"))).unlink()  # judged against the minimums instead
     sets = {
         "error": drill_set(tmp_path / "error", "*.sql.gz", "pg_plain_gz", scratch(sandbox, "drill_error")),

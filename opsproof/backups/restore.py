@@ -31,7 +31,8 @@ def refusal(environment, backup, source_dsn: str | None) -> str | None:
         return f"restore refused: {backup.where} restore_into is not declared scratch: true"
     if source_dsn and endpoint(into.dsn) == endpoint(source_dsn):
         host, port, database = endpoint(into.dsn)
-        return f"restore refused: {backup.where} restore_into is the source {backup.of} itself ({host}:{port}/{database})"
+        return (f"restore refused: {backup.where} restore_into is the source {backup.of} itself "
+                f"({host}:{port}/{database})")
     return None
 
 
