@@ -158,15 +158,20 @@ def test_drill_refuses_a_target_not_scratch_or_the_source_itself(sandbox, tmp_pa
                    "scratch": True}
     sets = {"not-scratch": drill_set(tmp_path / "db", "*.dump", "pg_custom",
                                      scratch(sandbox, "drill_refused", scratch=False)),
-            "into-source": drill_set(tmp_path / "db", "*.dump", "pg_custom", source_into)}
-    run = run_checks(write_env(sandbox_environment(sandbox, backups=sets)), "--suite", "backup",
-                     "--allow-destructive", "-k", "restores")
+            "into-source": drill_set(tmp_path / "db", "*.dump", "pg_custom", source_into),
+            "into-other": drill_set(tmp_path / "db", "*.dump", "pg_custom", scratch(sandbox, "reporting"))}
+    environment = sandbox_environment(sandbox, backups=sets)
+    environment["postgres"]["reporting"] = {"dsn": f"postgresql://bankchain@127.0.0.1:{sandbox.pg_port}/reporting"}
+    run = run_checks(write_env(environment), "--suite", "backup", "--allow-destructive", "-k", "restores")
     assert run.ret == 1
     assert drill_of(run, "not-scratch")["message"] == (
         "DestructiveRefused: restore refused: backups.not-scratch restore_into is not declared scratch: true")
     assert drill_of(run, "into-source")["message"] == (
         "DestructiveRefused: restore refused: backups.into-source restore_into is the source postgres.main itself "
         f"(127.0.0.1:{sandbox.pg_port}/bankchain)")
+    assert drill_of(run, "into-other")["message"] == (
+        "DestructiveRefused: restore refused: backups.into-other restore_into is postgres.reporting, a target this "
+        "environment checks")
     assert "drill_refused" not in databases(sandbox)
     with psycopg.connect(sandbox.pg_dsn, password=sandbox.pg_password) as conn:
         assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == 500

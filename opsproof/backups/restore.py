@@ -33,7 +33,18 @@ def refusal(environment, backup, source_dsn: str | None) -> str | None:
         host, port, database = endpoint(into.dsn)
         return (f"restore refused: {backup.where} restore_into is the source {backup.of} itself "
                 f"({host}:{port}/{database})")
+    for kind in ("postgres", "mysql"):
+        for target in (getattr(environment, kind, None) or {}).values():
+            if endpoint(into.dsn) == endpoint(_dsn_of(target)):
+                return f"restore refused: {backup.where} restore_into is {target.where}, a target this environment checks"
     return None
+
+
+def _dsn_of(target) -> str:
+    """A comparable DSN for a PostgreSQL (``dsn``) or MySQL (host, port, database) target."""
+    if getattr(target, "dsn", None):
+        return target.dsn
+    return f"mysql://{target.host}:{target.port}/{getattr(target, 'database', None) or ''}"
 
 
 def _utc(moment: datetime | None) -> str | None:
