@@ -6,6 +6,7 @@ pytestmark = [pytest.mark.backup, pytest.mark.destructive]
 
 
 @pytest.mark.p1
+@pytest.mark.formats("pg_custom", "pg_plain", "pg_plain_gz", "mysqldump_gz")
 def test_latest_backup_restores_and_verifies_within_rto(backups_target, backups, restore_into, evidence):
     record = evidence.drill(backups.drill())
     for check in record["verifications"]:
