@@ -45,10 +45,18 @@ def _host(target, environment: Environment):
     from opsproof.host import HostProbe
 
     return HostProbe(target.host, target.ssh_identity_file, target.ssh_config, target.timeout_s)
+
+
 def _dr(target, environment: Environment):
     from opsproof.dr import DrDrill
 
     return DrDrill(target, environment)
+
+
+def _backups(target, environment: Environment):
+    from opsproof.backups import BackupProbe
+
+    return BackupProbe(target, environment)
 
 
 FACTORIES: dict[str, Callable[[Target, Environment], object]] = {
@@ -58,6 +66,7 @@ FACTORIES: dict[str, Callable[[Target, Environment], object]] = {
     "kubernetes": _kubernetes,
     "host": _host,
     "dr": _dr,
+    "backups": _backups,
 }
 
 

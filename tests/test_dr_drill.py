@@ -108,14 +108,17 @@ def test_drill_with_an_api_that_never_becomes_healthy_fails_at_verification(own_
     assert drill["verifications"] == [{"name": "api_health", "ok": False, "detail": drill["error"]}]
 
 
-@pytest.mark.parametrize("tier, args, reason", [
-    ("sandbox", (), "destructive check: needs --allow-destructive and a scratch target"),
-    ("production", ("--allow-destructive",), "destructive check refused: environment under-test is tier production"),
+@pytest.mark.parametrize("tier, args, exit_code, outcome, reason", [
+    ("sandbox", (), 0, "skipped", "destructive check: needs --allow-destructive and a scratch target"),
+    ("production", ("--allow-destructive",), 1, "error",
+     "DestructiveRefused: test_dr_drill_completes_every_step[outage] is destructive: refused in environment "
+     "under-test (tier production)"),
 ])
-def test_drill_is_refused_without_the_flag_and_on_production(write_env, run_checks, tmp_path, tier, args, reason):
+def test_drill_is_refused_without_the_flag_and_on_production(write_env, run_checks, tmp_path, tier, args, exit_code,
+                                                              outcome, reason):
     env = {"tier": tier, "dr": {"outage": {"sandbox_dir": str(tmp_path), "steps": ["stop_api"], "rto_s": 1,
                                            "rpo_s": 1}}}
     run = run_checks(write_env(env), "--suite", "dr", *args)
-    assert run.ret == 0
-    assert {r["outcome"] for r in run.results["checks"]} == {"skipped"}
-    assert run.record("test_dr_drill_completes_every_step")["message"] == reason
+    assert run.ret == exit_code
+    record = run.record("test_dr_drill_completes_every_step")
+    assert (record["outcome"], record["message"]) == (outcome, reason)

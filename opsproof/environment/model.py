@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationInfo, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationInfo, field_validator,
+                      model_validator)
 
 from opsproof.thresholds import Ceiling
 
@@ -93,6 +94,7 @@ class DrScenario(Target):
     rto_s: Annotated[float, Field(gt=0)]
     rpo_s: Annotated[float, Field(ge=0)]
     healthy_within_s: Seconds = 30.0
+from opsproof.environment.backups import BackupTarget  # noqa: E402 - it subclasses Target above
 
 
 class Environment(Model):
@@ -109,6 +111,7 @@ class Environment(Model):
     dr: dict[TargetName, DrScenario] = Field(default_factory=dict)
     history_dir: str | None = Field(None, description="where history.jsonl lives (default reports/<name>/)")
     waivers_file: str | None = Field(None, description="waivers (default <name>.waivers.yaml beside this file)")
+    backups: dict[TargetName, BackupTarget] = Field(default_factory=dict)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -128,6 +131,14 @@ class Environment(Model):
                 spec = {**spec, "name": key}
             named[key] = spec
         return named
+
+    @model_validator(mode="after")
+    def _backup_sources_exist(self):
+        for backup in self.backups.values():
+            kind, _, name = backup.of.partition(".")
+            if name not in (getattr(self, kind, None) or {}):
+                raise ValueError(f"backups.{backup.name}.of: {backup.of} is not a target in this environment")
+        return self
 
     def targets(self, kind: str) -> dict[str, Target]:
         return getattr(self, kind)

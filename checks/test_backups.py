@@ -1,0 +1,126 @@
+"""Backups, nightly and read-only: the latest exists, is fresh, full-sized, matches its checksum and is whole."""
+
+from datetime import datetime, timezone
+
+import pytest
+
+pytestmark = [pytest.mark.nightly, pytest.mark.backup]
+
+FILE_FORMATS = ("pg_custom", "pg_plain", "pg_plain_gz", "mysqldump_gz", "redis_rdb")
+
+
+@pytest.mark.p0
+@pytest.mark.formats(*FILE_FORMATS)
+def test_latest_backup_exists(backups_target, backups, evidence):
+    latest = backups.latest()
+    evidence.record("backups_found", len(backups.files()))
+    evidence.expect("latest_backup", latest.name if latest else "none", "!=", "none")
+
+
+@pytest.mark.p0
+@pytest.mark.formats(*FILE_FORMATS)
+def test_latest_backup_within_rpo(backups_target, backups, evidence):
+    latest = backups.require_latest()
+    evidence.record("backup_id", latest.name)
+    evidence.record("rpo_h", round(backups_target.rpo / 3600, 2))
+    evidence.expect("age_h", round(backups.age_s(latest) / 3600, 2), "<=", round(backups_target.rpo / 3600, 2))
+
+
+@pytest.mark.p1
+@pytest.mark.formats(*FILE_FORMATS)
+def test_latest_backup_size_within_history(backups_target, backups, evidence):
+    latest, floor = backups.require_latest(), backups.size_floor_bytes()
+    if floor is None:
+        pytest.skip(f"{backups_target.where} has no earlier backup to compare sizes with")
+    evidence.record("previous_sizes_bytes", backups.previous_sizes())
+    evidence.expect("size_bytes", latest.size_bytes, ">=", floor)
+
+
+@pytest.mark.p1
+@pytest.mark.formats(*FILE_FORMATS)
+def test_latest_backup_matches_manifest_checksum(backups_target, backups, evidence):
+    if not backups_target.manifest:
+        pytest.skip(f"{backups_target.where} has no checksum manifest")
+    latest = backups.require_latest()
+    recorded = backups.manifest_sha256(latest) or f"no entry for {latest.name}"
+    evidence.expect("sha256", backups.sha256(latest), "==", recorded)
+
+
+@pytest.mark.p0
+@pytest.mark.formats("pg_plain_gz", "mysqldump_gz")
+def test_latest_backup_gzip_stream_complete(backups_target, backups, evidence):
+    evidence.expect("gzip_stream", backups.gzip_stream(backups.require_latest()), "==", "complete")
+
+
+@pytest.mark.p0
+@pytest.mark.formats("pg_plain", "pg_plain_gz", "mysqldump_gz")
+def test_latest_dump_has_closing_marker(backups_target, backups, evidence):
+    evidence.expect("closing_marker", backups.closing_marker(backups.require_latest()), "==", "present")
+
+
+@pytest.mark.p0
+@pytest.mark.formats("pg_custom")
+def test_latest_custom_dump_reads_through(backups_target, backups, evidence):
+    evidence.expect("pg_restore_read", backups.custom_dump_read(backups.require_latest()), "==", "readable")
+
+
+@pytest.mark.p0
+@pytest.mark.formats("redis_rdb")
+def test_latest_rdb_passes_redis_check_rdb(backups_target, backups, evidence):
+    evidence.expect("redis_check_rdb", backups.rdb_check(backups.require_latest()), "==", "ok")
+
+
+@pytest.mark.p0
+@pytest.mark.formats("redis_rdb")
+def test_redis_last_save_within_rpo(backups_target, backup_source, evidence):
+    persistence = backup_source.info("persistence")
+    age_h = (datetime.now(timezone.utc).timestamp() - int(persistence["rdb_last_save_time"])) / 3600
+    evidence.record("rpo_h", round(backups_target.rpo / 3600, 2))
+    evidence.expect("last_save_age_h", round(age_h, 2), "<=", round(backups_target.rpo / 3600, 2))
+
+
+@pytest.mark.p0
+@pytest.mark.formats("redis_rdb")
+def test_redis_last_bgsave_ok(backups_target, backup_source, evidence):
+    persistence = backup_source.info("persistence")
+    if int(persistence.get("aof_enabled", 0)):
+        evidence.record("aof_last_write_status", persistence.get("aof_last_write_status"))
+    evidence.expect("rdb_last_bgsave_status", persistence["rdb_last_bgsave_status"], "==", "ok")
+
+
+@pytest.mark.p0
+@pytest.mark.formats("pgbackrest")
+def test_pgbackrest_latest_backup_ok(backups_target, backups, evidence):
+    repository = backups.pgbackrest()
+    evidence.expect("stanza_status", repository.status(), "==", "ok")
+    latest = repository.latest()
+    evidence.record("backup_id", latest["label"])
+    evidence.expect("backup_error", latest["error"], "==", False)
+
+
+@pytest.mark.p0
+@pytest.mark.formats("pgbackrest")
+def test_pgbackrest_latest_backup_within_rpo(backups_target, backups, evidence):
+    latest = backups.pgbackrest().latest()
+    evidence.expect("latest_backup", latest["label"] if latest else "none", "!=", "none")
+    age_h = (datetime.now(timezone.utc) - latest["stopped_at"]).total_seconds() / 3600
+    evidence.record("rpo_h", round(backups_target.rpo / 3600, 2))
+    evidence.expect("age_h", round(age_h, 2), "<=", round(backups_target.rpo / 3600, 2))
+
+
+@pytest.mark.p1
+@pytest.mark.formats("pgbackrest")
+def test_pgbackrest_verify_passes(backups_target, backups, evidence):
+    if not backups_target.pgbackrest.verify:
+        pytest.skip(f"{backups_target.where} does not configure pgbackrest verify")
+    evidence.expect("pgbackrest_verify", backups.pgbackrest().verify(), "==", "ok")
+
+
+@pytest.mark.p1
+@pytest.mark.formats("pgbackrest")
+def test_wal_archiving_keeps_up(backups_target, backup_source, evidence):
+    failed_after_last_success = backup_source.scalar(
+        "SELECT coalesce(last_failed_time > coalesce(last_archived_time, '-infinity'), false) FROM pg_stat_archiver"
+    )
+    evidence.record("archived_count", backup_source.scalar("SELECT archived_count FROM pg_stat_archiver"))
+    evidence.expect("archiver_failing", failed_after_last_success, "==", False)

@@ -1,0 +1,131 @@
+"""Backup probe: lists a backup set's files and judges the latest one, read-only.
+
+>>> sets = BackupProbe(backup_target, environment)       # doctest: +SKIP
+>>> latest = sets.latest(); sets.age_s(latest) / 3600    # doctest: +SKIP
+5.2
+>>> sets.gzip_stream(), sets.closing_marker()            # doctest: +SKIP
+('complete', 'missing')
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from opsproof.backups import formats
+from opsproof.backups.location import BackupFile, open_location
+from opsproof.errors import ProbeError
+
+
+def _secret(value) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+class BackupProbe:
+    def __init__(self, target, environment):
+        self.target, self.environment = target, environment
+        self.location = open_location(target.location, target.s3) if target.location else None
+        self._files: list[BackupFile] | None = None
+        self._fetch_dir: Path | None = None
+        self._local: dict[str, Path] = {}
+
+    # --- listing -------------------------------------------------------------------------------
+    def files(self) -> list[BackupFile]:
+        """The set's backups, oldest first (listed once per run)."""
+        if self._files is None:
+            self._files = self.location.files()
+        return self._files
+
+    def latest(self) -> BackupFile | None:
+        files = self.files()
+        return files[-1] if files else None
+
+    def require_latest(self) -> BackupFile:
+        latest = self.latest()
+        if latest is None:
+            raise ProbeError(f"no backup matches {self.location.describe()}")
+        return latest
+
+    @staticmethod
+    def age_s(backup: BackupFile, now: datetime | None = None) -> float:
+        return ((now or datetime.now(timezone.utc)) - backup.modified_at).total_seconds()
+
+    def previous_sizes(self) -> list[int]:
+        """Sizes of the up to ``history`` backups before the latest."""
+        return [f.size_bytes for f in self.files()[:-1][-self.target.history:]]
+
+    def size_floor_bytes(self) -> int | None:
+        """The smallest size the latest may have: the median of recent sizes less the allowed drop."""
+        sizes = self.previous_sizes()
+        if not sizes:
+            return None
+        return int(statistics.median(sizes) * (1 - self.target.size_drop_max_fraction))
+
+    # --- content -------------------------------------------------------------------------------
+    def local_copy(self, backup: BackupFile) -> Path:
+        """A path to read: the file itself when local, a download (kept for this run) when remote."""
+        if backup.ref not in self._local:
+            if self._fetch_dir is None:
+                self._fetch_dir = Path(tempfile.mkdtemp(prefix="opsproof-backup-"))
+            self._local[backup.ref] = self.location.fetch(backup, self._fetch_dir)
+        return self._local[backup.ref]
+
+    def sha256(self, backup: BackupFile) -> str:
+        return formats.sha256_of(self.local_copy(backup))
+
+    def manifest_sha256(self, backup: BackupFile) -> str | None:
+        """The sha256 the manifest records for ``backup``; ProbeError when no manifest is found."""
+        manifest = self.location.beside(self.target.manifest)
+        if manifest is None:
+            raise ProbeError(f"manifest {self.target.manifest} not found beside {self.location.describe()}")
+        return formats.parse_manifest(self.location.read_bytes(manifest).decode(errors="replace")).get(backup.name)
+
+    def gzip_stream(self, backup: BackupFile) -> str:
+        return formats.gzip_stream(self.local_copy(backup))
+
+    def closing_marker(self, backup: BackupFile) -> str:
+        return formats.closing_marker(self.local_copy(backup), self.target.format)
+
+    def custom_dump_read(self, backup: BackupFile) -> str:
+        return formats.custom_dump_read(self.local_copy(backup))
+
+    def rdb_check(self, backup: BackupFile) -> str:
+        return formats.rdb_check(self.local_copy(backup))
+
+    # --- pgBackRest ----------------------------------------------------------------------------
+    def pgbackrest(self):
+        from opsproof.backups.pgbackrest import PgBackRest
+
+        settings = self.target.pgbackrest
+        return PgBackRest(settings.stanza, settings.config, settings.timeout_s)
+
+    # --- restore drill -------------------------------------------------------------------------
+    def source_dsn(self) -> str | None:
+        kind, _, name = self.target.of.partition(".")
+        source = self.environment.targets(kind).get(name)
+        if getattr(source, "dsn", None):
+            return source.dsn
+        if getattr(source, "host", None):  # MySQL targets are host/port/database
+            return f"{kind}://{source.host}:{source.port}/{getattr(source, 'database', None) or ''}"
+        return None
+
+    def refusal(self) -> str | None:
+        from opsproof.backups.restore import refusal
+
+        return refusal(self.environment, self.target, self.source_dsn())
+
+    def drill(self) -> dict:
+        from opsproof.backups.restore import Drill
+
+        into = self.target.restore_into
+        return Drill(self.target, self.location, _secret(into.password)).run()
+
+    def close(self) -> None:
+        if self._fetch_dir is not None:
+            shutil.rmtree(self._fetch_dir, ignore_errors=True)
+            self._fetch_dir = None
+        if hasattr(self.location, "close"):
+            self.location.close()

@@ -1,0 +1,116 @@
+"""Backup sets: what is backed up, where the files are, how they are checked and restored.
+
+A set names its source target (``of: postgres.main``), a ``location`` (a directory glob, or
+``s3://bucket/prefix*.dump`` with ``s3`` connection settings), a ``format``, the RPO and RTO as
+durations ("24h", "30m"), and optionally a checksum manifest, expected tables and a scratch
+``restore_into`` target for the destructive restore drill.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BeforeValidator, Field, SecretStr, StringConstraints, model_validator
+
+from opsproof.environment.model import Model, Target
+
+FORMATS = ("pg_custom", "pg_plain", "pg_plain_gz", "mysqldump_gz", "redis_rdb", "pgbackrest")
+SOURCE_KIND = {"pg_custom": "postgres", "pg_plain": "postgres", "pg_plain_gz": "postgres",
+               "pgbackrest": "postgres", "mysqldump_gz": "mysql", "redis_rdb": "redis"}
+_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value) -> float:
+    """``"24h"`` -> 86400.0; ``"1h30m"``, ``"45s"``, ``"7d"``; a bare number is seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip().replace(" ", "")
+    parts = re.findall(r"(\d+(?:\.\d+)?)([smhdw])", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"{value!r} is not a duration like 24h, 30m, 1h30m or 7d")
+    return float(sum(float(n) * _UNITS_S[u] for n, u in parts))
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+Fraction = Annotated[float, Field(gt=0, lt=1)]
+
+
+class S3Settings(Model):
+    """An S3-compatible endpoint (AWS, MinIO, Ceph...); credentials are ``${VAR}`` references."""
+
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    timeout_s: Annotated[float, Field(gt=0, le=600)] = 10.0
+
+
+class PgBackRestSettings(Model):
+    stanza: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$")]
+    config: str | None = Field(None, description="pgbackrest.conf path (default: pgbackrest's own)")
+    verify: bool = Field(False, description="also run `pgbackrest verify` (reads the whole repository)")
+    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
+
+
+class TableExpectation(Model):
+    min_rows: Annotated[int, Field(ge=0)] = 0
+    timestamp: str | None = Field(None, description="column whose newest value gives the achieved RPO")
+
+
+class InvariantQuery(Model):
+    """User SQL run on the restored copy; its single value must be <= max (orphans, ledger imbalance)."""
+
+    sql: str
+    max: float = 0
+
+
+class RestoreInto(Model):
+    """Where the drill restores: a scratch server; the database in the DSN is dropped and recreated."""
+
+    dsn: Annotated[str, StringConstraints(pattern=r"^(postgres(ql)?|mysql)://\S+/[A-Za-z0-9_]+$")]
+    password: SecretStr | None = None
+    scratch: bool = False
+    timeout_s: Annotated[float, Field(gt=0, le=86400)] = 1800.0
+
+
+class BackupTarget(Target):
+    kind: ClassVar[str] = "backups"
+    of: Annotated[str, StringConstraints(pattern=r"^(postgres|mysql|redis)\.[A-Za-z0-9_.-]+$")]
+    format: Literal[FORMATS]  # type: ignore[valid-type]
+    location: str | None = Field(None, description="directory glob, or s3://bucket/prefix*.ext")
+    s3: S3Settings | None = None
+    pgbackrest: PgBackRestSettings | None = None
+    rpo: Duration
+    rto: Duration
+    manifest: str | None = Field(None, description="sha256sum-style file beside the backups (name or glob)")
+    history: Annotated[int, Field(ge=1, le=100)] = 5
+    size_drop_max_fraction: Fraction = 0.5
+    tables: dict[str, TableExpectation] = Field(default_factory=dict)
+    row_count_tolerance_pct: Annotated[float, Field(ge=0, le=100)] = 0.0
+    invariants: dict[str, InvariantQuery] = Field(default_factory=dict)
+    restore_into: RestoreInto | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        kind = self.of.split(".", 1)[0]
+        if SOURCE_KIND[self.format] != kind:
+            raise ValueError(f"format {self.format} backs up {SOURCE_KIND[self.format]} targets, not {self.of}")
+        if self.format == "pgbackrest":
+            if self.pgbackrest is None:
+                raise ValueError("format pgbackrest needs a pgbackrest: {stanza: ...} section")
+        elif not self.location:
+            raise ValueError(f"format {self.format} needs a location (directory glob or s3:// URL)")
+        if self.restore_into is not None and self.format in ("redis_rdb", "pgbackrest"):
+            raise ValueError(f"restore_into: the restore drill restores logical dumps, not {self.format}")
+        if self.location and self.location.startswith("s3://") and self.s3 is None:
+            object.__setattr__(self, "s3", S3Settings())
+        return self
+
+    @property
+    def rpo_s(self) -> float:
+        return self.rpo
+
+    @property
+    def rto_s(self) -> float:
+        return self.rto

@@ -1,0 +1,70 @@
+"""Backup sets in environment files: durations, sources that exist, formats that fit, secrets registered."""
+
+import pytest
+
+from opsproof.environment import load_environment
+from opsproof.environment.backups import parse_duration
+from opsproof.errors import ConfigError
+
+BASE = """\
+name: staging
+tier: staging
+postgres:
+  main: {dsn: "postgresql://bot@db:5432/app"}
+redis:
+  cache: {url: "redis://cache:6379/0"}
+backups:
+"""
+
+
+def load(tmp_path, backups: str, variables=None):
+    path = tmp_path / "staging.yaml"
+    path.write_text(BASE + backups)
+    return load_environment(path, variables or {})
+
+
+@pytest.mark.parametrize("text, seconds", [("24h", 86400), ("30m", 1800), ("1h30m", 5400), ("7d", 604800),
+                                           ("0.5s", 0.5), (90, 90)])
+def test_durations_parse_into_seconds(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+def test_a_full_backup_set_loads_with_secrets_registered(tmp_path):
+    loaded = load(tmp_path, """\
+  db:
+    of: postgres.main
+    location: s3://backups/db/app-*.dump
+    s3: {endpoint_url: "https://s3.example.com", access_key_id: AKIA1, secret_access_key: "${S3_SECRET}"}
+    format: pg_custom
+    rpo: 24h
+    rto: 4h
+    manifest: SHA256SUMS
+    tables: {users: {min_rows: 10, timestamp: created_at}}
+    restore_into: {dsn: "postgresql://restore@scratch:5432/drill", password: "${SCRATCH_PW}", scratch: true}
+""", {"S3_SECRET": "s3-secret-value", "SCRATCH_PW": "scratch-password"})
+    backup = loaded.environment.backups["db"]
+    assert (backup.where, backup.rpo, backup.rto, backup.restore_into.scratch) == ("backups.db", 86400, 14400, True)
+    assert {"s3-secret-value", "scratch-password"} <= loaded.secrets
+
+
+@pytest.mark.parametrize("spec, key_path, problem", [
+    ("{of: postgres.other, format: pg_custom, location: /b/*.dump, rpo: 24h, rto: 1h}", "",
+     "backups.db.of: postgres.other is not a target in this environment"),
+    ("{of: redis.cache, format: pg_custom, location: /b/*.dump, rpo: 24h, rto: 1h}", "backups.db",
+     "format pg_custom backs up postgres targets, not redis.cache"),
+    ("{of: postgres.main, format: pg_custom, location: /b/*.dump, rpo: a day, rto: 1h}", "backups.db.rpo",
+     "'a day' is not a duration like 24h, 30m, 1h30m or 7d"),
+    ("{of: postgres.main, format: pgbackrest, rpo: 24h, rto: 1h}", "backups.db",
+     "format pgbackrest needs a pgbackrest: {stanza: ...} section"),
+    ("{of: postgres.main, format: pg_custom, rpo: 24h, rto: 1h}", "backups.db",
+     "format pg_custom needs a location (directory glob or s3:// URL)"),
+    ("{of: redis.cache, format: redis_rdb, location: /b/*.rdb, rpo: 24h, rto: 1h, restore_into: "
+     "{dsn: 'postgresql://x@h/d', scratch: true}}", "backups.db",
+     "restore_into: the restore drill restores logical dumps, not redis_rdb"),
+    ("{of: postgres.main, format: pg_custom, location: /b/*.dump, rpo: 24h, rto: 1h, size_drop_max_fraction: 2}",
+     "backups.db.size_drop_max_fraction", "Input should be less than 1"),
+])
+def test_wrong_backup_sets_are_rejected_with_the_key_path(tmp_path, spec, key_path, problem):
+    with pytest.raises(ConfigError) as error:
+        load(tmp_path, f"  db: {spec}\n")
+    assert (error.value.key_path, error.value.problem) == (key_path, problem)
