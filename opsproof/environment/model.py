@@ -41,6 +41,10 @@ class HealthExpectation(Model):
     response_time_ms: Ceiling | None = None
 
 
+# data-store targets live in their own module; imported here, once Target exists, to become sections
+from opsproof.environment.datastores import MysqlTarget, PostgresTarget, RedisTarget  # noqa: E402
+
+
 class HttpTarget(Target):
     kind: ClassVar[str] = "http"
     url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")]
@@ -48,21 +52,6 @@ class HttpTarget(Target):
     verify_tls: bool = True
     headers: dict[str, SecretStr] = Field(default_factory=dict)
     health: HealthExpectation | None = None
-
-
-class PostgresTarget(Target):
-    kind: ClassVar[str] = "postgres"
-    dsn: Annotated[str, StringConstraints(pattern=r"^postgres(ql)?://\S+$")]
-    password: SecretStr | None = None
-    connect_timeout_s: Seconds = 3.0
-    statement_timeout_ms: Annotated[int, Field(gt=0, le=3_600_000)] = 5000
-
-
-class RedisTarget(Target):
-    kind: ClassVar[str] = "redis"
-    url: Annotated[str, StringConstraints(pattern=r"^rediss?://\S+$")]
-    password: SecretStr | None = None
-    timeout_s: Seconds = 3.0
 
 
 class Environment(Model):
@@ -74,6 +63,7 @@ class Environment(Model):
     http: dict[TargetName, HttpTarget] = Field(default_factory=dict)
     postgres: dict[TargetName, PostgresTarget] = Field(default_factory=dict)
     redis: dict[TargetName, RedisTarget] = Field(default_factory=dict)
+    mysql: dict[TargetName, MysqlTarget] = Field(default_factory=dict)
 
     @field_validator("*", mode="before")
     @classmethod
