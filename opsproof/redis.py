@@ -106,7 +106,8 @@ class RedisProbe:
         if group is not None:
             if kind != "stream":
                 raise ProbeError(f"{key} is a {kind}, not a stream: it has no consumer group {group}")
-            return kind, int(self._call("XPENDING", key, group)[0])
+            summary = self._call("XPENDING", key, group)  # redis-py parses the summary into a dict
+            return kind, int(summary["pending"] if isinstance(summary, dict) else summary[0])
         lengths = {"list": "LLEN", "zset": "ZCARD", "stream": "XLEN"}
         if kind not in lengths:
             raise ProbeError(f"{key} is a {kind}: a queue is a list, sorted set or stream")
