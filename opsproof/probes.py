@@ -35,10 +35,18 @@ def _redis(target, environment: Environment):
     return RedisProbe(target.url, _secret(target.password), target.timeout_s)
 
 
+def _mysql(target, environment: Environment):
+    from opsproof.mysql import MysqlProbe
+
+    return MysqlProbe(target.host, target.port, target.user, _secret(target.password), target.database,
+                      target.connect_timeout_s, target.statement_timeout_ms, environment.read_only)
+
+
 FACTORIES: dict[str, Callable[[Target, Environment], object]] = {
     "http": _http,
     "postgres": _postgres,
     "redis": _redis,
+    "mysql": _mysql,
 }
 
 
