@@ -54,7 +54,7 @@ def test_every_postgres_check_passes_on_the_healthy_sandbox(sandbox, write_env, 
 
 
 def test_unexpected_role_fails(sandbox, write_env, run_checks):
-    run = run_checks(write_env(postgres_environment(sandbox, expect_role="replica")), "-k", "role")
+    run = run_checks(write_env(postgres_environment(sandbox, expect_role="replica")), "-k", "postgres and (role)")
     assert run.ret == 1
     assert run.record("test_postgres_role_is_expected")["message"] == "role ('primary') == 'replica' on postgres.main"
 
@@ -70,7 +70,7 @@ def held_connections(sandbox):
 
 def test_held_connections_fail_connections_pct(sandbox, write_env, run_checks, held_connections):
     run = run_checks(write_env(postgres_environment(sandbox, connections_pct={"warn": 50, "crit": 80})),
-                     "-k", "connections")
+                     "-k", "postgres and (connections)")
     record = run.record("test_postgres_connections_within_threshold")
     pct = record["measurements"][-1]["value"]
     assert run.ret == 1 and record["outcome"] == "failed" and pct >= 82.5
@@ -101,7 +101,7 @@ def _cancelled(conn, sql):
 
 
 def test_long_running_query_and_idle_transaction_fail(sandbox, write_env, run_checks, long_sessions):
-    run = run_checks(write_env(postgres_environment(sandbox, long_running_s=1)), "-k", "long")
+    run = run_checks(write_env(postgres_environment(sandbox, long_running_s=1)), "-k", "postgres and (long)")
     assert run.ret == 1
     query = run.record("test_postgres_has_no_long_running_queries")
     idle = run.record("test_postgres_has_no_long_idle_transactions")
@@ -122,7 +122,8 @@ def slow_statement(sandbox):
 
 
 def test_slow_statement_fails_statement_mean_ms(sandbox, write_env, run_checks, slow_statement):
-    run = run_checks(write_env(postgres_environment(sandbox, statement_mean_ms={"crit": 250})), "-k", "statements")
+    run = run_checks(write_env(postgres_environment(sandbox, statement_mean_ms={"crit": 250})),
+                     "-k", "postgres and statements")
     record = run.record("test_postgres_statements_within_mean_time")
     slowest = record["measurements"][0]["value"][0]
     assert record["outcome"] == "failed" and run.ret == 0  # a p2 check: reported, not gating at p1
@@ -133,7 +134,7 @@ def test_slow_statement_fails_statement_mean_ms(sandbox, write_env, run_checks, 
 def test_statements_skip_where_pg_stat_statements_is_absent(sandbox, write_env, run_checks):
     dsn = sandbox.pg_dsn.rsplit("/", 1)[0] + "/postgres"  # the extension is created in bankchain only
     run = run_checks(write_env(postgres_environment(sandbox, dsn=dsn, statement_mean_ms={"crit": 250})),
-                     "-k", "statements")
+                     "-k", "postgres and (statements)")
     record = run.record("test_postgres_statements_within_mean_time")
     assert run.ret == 0 and record["outcome"] == "skipped"
     assert record["message"] == "pg_stat_statements is not installed in the database of postgres.main"
@@ -141,7 +142,7 @@ def test_statements_skip_where_pg_stat_statements_is_absent(sandbox, write_env, 
 
 def test_database_over_its_size_fails(sandbox, write_env, run_checks):
     run = run_checks(write_env(postgres_environment(sandbox, database_size_bytes={"warn": 1000, "crit": 2000})),
-                     "-k", "size")
+                     "-k", "postgres and (size)")
     record = run.record("test_postgres_database_size_within_threshold")
     size = record["measurements"][1]["value"]
     assert record["outcome"] == "failed" and not record["gating"]
@@ -161,9 +162,11 @@ def failed_transactions(sandbox):
 
 
 def test_failed_transactions_over_max_fail_the_invariant(sandbox, write_env, run_checks, failed_transactions):
-    run = run_checks(write_env(postgres_environment(sandbox, invariants=RUNBOOK_INVARIANTS)), "-k", "invariant")
+    run = run_checks(write_env(postgres_environment(sandbox, invariants=RUNBOOK_INVARIANTS)),
+                     "-k", "postgres and invariant")
     assert run.ret == 1
-    assert run.record("test_postgres_invariant_holds")["message"] == "failed_transactions_24h (66) <= 50 on postgres.main"
+    assert run.record("test_postgres_invariant_holds")["message"] == (
+        "failed_transactions_24h (66) <= 50 on postgres.main")
     assert run.record("test_postgres_invariant_holds", "main")["outcome"] == "failed"
     alerts = [r for r in run.results["checks"] if r["id"].endswith("[main-open_compliance_alerts]")]
     assert alerts[0]["outcome"] == "passed"
@@ -173,17 +176,18 @@ def test_invariant_below_its_min_and_past_crit(sandbox, write_env, run_checks):
     invariants = {"users_present": {"sql": "SELECT count(*) FROM users", "min": 1000},
                   "open_alerts": {"sql": "SELECT count(*) FROM compliance_alerts WHERE status = 'open'",
                                   "warn": 1, "crit": 2}}
-    run = run_checks(write_env(postgres_environment(sandbox, invariants=invariants)), "-k", "invariant")
+    run = run_checks(write_env(postgres_environment(sandbox, invariants=invariants)), "-k", "postgres and (invariant)")
     messages = sorted(r["message"] for r in run.results["checks"])
     assert messages == ["open_alerts (3) <= 2 on postgres.main (crit)", "users_present (500) >= 1000 on postgres.main"]
 
 
 def test_erroring_invariant_names_it_not_its_sql(sandbox, write_env, run_checks):
     invariants = {"ledger_balance": {"sql": "SELECT sum(amount) FROM ledger_secret_s3cr3t", "max": 0}}
-    run = run_checks(write_env(postgres_environment(sandbox, invariants=invariants)), "-k", "invariant")
+    run = run_checks(write_env(postgres_environment(sandbox, invariants=invariants)), "-k", "postgres and (invariant)")
     record = run.record("test_postgres_invariant_holds")
     assert run.ret == 1 and record["outcome"] == "error"
-    assert record["message"] == "could not measure on postgres.main: invariant ledger_balance: UndefinedTable (SQLSTATE 42P01)"
+    assert record["message"] == (
+        "could not measure on postgres.main: invariant ledger_balance: UndefinedTable (SQLSTATE 42P01)")
     assert "s3cr3t" not in run.output
 
 
@@ -191,7 +195,7 @@ def test_invariant_that_writes_is_refused_outside_the_sandbox_tier(sandbox, writ
     sql = ("WITH written AS (INSERT INTO settlements (batch, amount, status) VALUES ('sneaky', 1, 'pending')"
            " RETURNING 1) SELECT count(*) FROM written")
     environment = postgres_environment(sandbox, invariants={"sneaky_write": {"sql": sql, "max": 0}})
-    run = run_checks(write_env({**environment, "tier": "staging"}), "-k", "invariant")
+    run = run_checks(write_env({**environment, "tier": "staging"}), "-k", "postgres and (invariant)")
     record = run.record("test_postgres_invariant_holds")
     assert run.ret == 1 and record["outcome"] == "error"
     assert record["message"] == ("could not measure on postgres.main: invariant sneaky_write: "

@@ -50,12 +50,13 @@ def test_every_redis_check_passes_on_the_healthy_sandbox(sandbox, write_env, run
     assert outcomes.pop("test_redis_replica_link_is_up") == "skipped"
     assert set(outcomes.values()) == {"passed"} and len(outcomes) == 9
     hit_rate = run.record("test_redis_hit_rate_within_threshold")["measurements"]
-    assert hit_rate[0] == {"measure": "lookups", "value": 400} and hit_rate[1]["value"] == 87.5
+    # the seed's 400 lookups hit 87.5 %; the demo API adds its own
+    assert hit_rate[0]["measure"] == "lookups" and hit_rate[0]["value"] >= 400 and hit_rate[1]["value"] >= 70
     assert run.record("test_redis_queue_within_threshold")["measurements"][1]["value"] == sandbox_redis.QUEUE_LENGTH
 
 
 def test_unexpected_role_fails(sandbox, write_env, run_checks):
-    run = run_checks(write_env(redis_environment(sandbox, expect_role="replica")), "-k", "role")
+    run = run_checks(write_env(redis_environment(sandbox, expect_role="replica")), "-k", "redis and (role)")
     assert run.record("test_redis_role_is_expected")["message"] == "role ('master') == 'replica' on redis.cache"
 
 
@@ -70,7 +71,7 @@ def backlog(sandbox):
 
 
 def test_queue_backlog_past_crit_fails(sandbox, write_env, run_checks, backlog):
-    run = run_checks(write_env(redis_environment(sandbox, **HEALTHY)), "-k", "queue")
+    run = run_checks(write_env(redis_environment(sandbox, **HEALTHY)), "-k", "redis and (queue)")
     assert run.ret == 1
     assert run.record("test_redis_queue_within_threshold")["message"] == (
         "queue_length[queues:default] (5112) <= 5000 on redis.cache (crit)")
@@ -82,7 +83,7 @@ def test_stream_group_pending_past_crit_fails(sandbox, write_env, run_checks, sc
     scratch.client.xgroup_create("events", "settlers", id="0")
     scratch.client.xreadgroup("settlers", "worker-1", {"events": ">"})  # read, never acknowledged
     queues = {"events": {"group": "settlers", "warn": 1, "crit": 2}}
-    run = run_checks(write_env(redis_environment(sandbox, scratch.url, queues=queues)), "-k", "queue")
+    run = run_checks(write_env(redis_environment(sandbox, scratch.url, queues=queues)), "-k", "redis and (queue)")
     assert run.record("test_redis_queue_within_threshold")["message"] == (
         "pending[events/settlers] (3) <= 2 on redis.cache (crit)")
 
@@ -96,7 +97,8 @@ def test_maxmemory_reached_fails_memory_and_evictions(sandbox, write_env, run_ch
             pipe.set(f"cache:blob:{batch}:{n}", "x" * 1024)
         pipe.execute()
     settings = {"memory_pct": {"warn": 50, "crit": 80}, "evicted_keys": {"warn": 1, "crit": 100}}
-    run = run_checks(write_env(redis_environment(sandbox, scratch.url, **settings)), "-k", "memory or evictions")
+    run = run_checks(write_env(redis_environment(sandbox, scratch.url, **settings)),
+                     "-k", "redis and (memory or evictions)")
     memory = run.record("test_redis_memory_within_threshold")
     pct = memory["measurements"][1]["value"]
     assert run.ret == 1 and pct > 80
@@ -113,12 +115,12 @@ def test_misses_fail_hit_rate_and_little_traffic_skips(sandbox, write_env, run_c
     for n in range(10):
         scratch.client.set(f"k{n}", n)
         scratch.client.get(f"k{n}")
-    quiet = run_checks(path, "-k", "hit_rate")
+    quiet = run_checks(path, "-k", "redis and (hit_rate)")
     assert quiet.record("test_redis_hit_rate_within_threshold")["message"] == (
         "not enough traffic to judge the hit rate on redis.cache: 10 lookups < min_lookups 100")
     for n in range(140):
         scratch.client.get(f"missing:{n}")
-    busy = run_checks(path, "-k", "hit_rate")
+    busy = run_checks(path, "-k", "redis and (hit_rate)")
     assert busy.record("test_redis_hit_rate_within_threshold")["message"] == (
         "hit_rate_pct (6.7) >= 40 on redis.cache (crit)")
 
@@ -130,7 +132,7 @@ def test_failed_bgsave_and_old_save_fail(sandbox, write_env, run_checks, scratch
     while scratch.client.info("persistence")["rdb_bgsave_in_progress"] and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(max(0.0, scratch.client.lastsave().timestamp() + 2.2 - time.time()))  # no save since start-up
-    run = run_checks(write_env(redis_environment(sandbox, scratch.url, max_since_save_s=1)), "-k", "save")
+    run = run_checks(write_env(redis_environment(sandbox, scratch.url, max_since_save_s=1)), "-k", "redis and (save)")
     assert run.record("test_redis_last_save_succeeded")["message"] == (
         "rdb_last_bgsave_status ('err') == 'ok' on redis.cache")
     recent = run.record("test_redis_last_save_is_recent")
@@ -147,7 +149,7 @@ def test_refused_clients_fail(sandbox, write_env, run_checks, scratch):
         redis.Redis(port=scratch.port, password=sandbox.redis_password, socket_timeout=5).ping()
     extra.close()
     settings = {"connected_clients": {"warn": 5, "crit": 10}, "rejected_connections": {"crit": 0}}
-    run = run_checks(write_env(redis_environment(sandbox, scratch.url, **settings)), "-k", "clients")
+    run = run_checks(write_env(redis_environment(sandbox, scratch.url, **settings)), "-k", "redis and (clients)")
     record = run.record("test_redis_clients_within_threshold")
     rejected = record["measurements"][1]["value"]  # redis-py retries a refused connection: one or more
     assert rejected >= 1 and record["message"] == f"rejected_connections ({rejected}) <= 0 on redis.cache (crit)"
@@ -163,10 +165,10 @@ def test_replica_link_up_then_down_when_its_master_stops(sandbox, write_env, run
         while replica.client.info("replication").get("master_link_status") != "up" and time.monotonic() < deadline:
             time.sleep(0.05)
         path = write_env(redis_environment(sandbox, replica.url, expect_role="replica", replica_lag_s={"crit": 30}))
-        up = run_checks(path, "-k", "role or replica")
+        up = run_checks(path, "-k", "redis and (role or replica)")
         assert up.ret == 0 and up.record("test_redis_replica_link_is_up")["outcome"] == "passed", up.output
         stop_pid(master.pid)
-        down = run_checks(path, "-k", "role or replica")
+        down = run_checks(path, "-k", "redis and (role or replica)")
         assert down.record("test_redis_replica_link_is_up")["message"] == (
             "master_link_status ('down') == 'up' on redis.cache")
     finally:

@@ -72,7 +72,8 @@ class PostgresProbe(PostgresSession):
         """pg_stat_statements' statements in this database, slowest mean first (normalised text, $1 for values)."""
         rows = self.rows(
             "SELECT CASE WHEN s.query ~* 'password' THEN '(text withheld: mentions a password)'"
-            " ELSE left(regexp_replace(s.query, '\\s+', ' ', 'g'), 120) END, s.calls, round(s.mean_exec_time::numeric, 1)"
+            " ELSE left(regexp_replace(s.query, '\\s+', ' ', 'g'), 120) END,"
+            " s.calls, round(s.mean_exec_time::numeric, 1)"
             " FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database()"
             " ORDER BY s.mean_exec_time DESC LIMIT %s",
             (limit,),
