@@ -11,6 +11,7 @@ import pytest
 
 from conftest import sandbox_environment
 from opsproof.sandbox import mariadb as sandbox_mariadb
+from opsproof.sandbox.processes import free_port, stop_pid
 from opsproof.thresholds import show_value
 
 INVARIANTS = {
@@ -74,7 +75,7 @@ def held_connections(sandbox):
 
 def test_held_connections_fail_connections_pct(sandbox, write_env, run_checks, held_connections):
     run = run_checks(write_env(mysql_environment(sandbox, connections_pct={"warn": 50, "crit": 80})),
-                     "-k", "connections")
+                     "-k", "mysql and (connections)")
     record = run.record("test_mysql_connections_within_threshold")
     pct = record["measurements"][-1]["value"]
     assert run.ret == 1 and pct >= 87.5
@@ -104,7 +105,7 @@ def _ignore_errors(function, *args):
 
 
 def test_long_running_query_fails(sandbox, write_env, run_checks, sleeping_query):
-    run = run_checks(write_env(mysql_environment(sandbox, long_running_s=1)), "-k", "long_running")
+    run = run_checks(write_env(mysql_environment(sandbox, long_running_s=1)), "-k", "mysql and (long_running)")
     record = run.record("test_mysql_has_no_long_running_queries")
     assert run.ret == 1 and re.fullmatch(r"oldest_query_s \([23]\) <= 1 on mysql\.ledger", record["message"])
     assert record["measurements"][0]["value"][0]["state"] == "User sleep"
@@ -121,14 +122,14 @@ def failed_transactions(sandbox):
 
 
 def test_failed_transactions_over_max_fail_the_invariant(sandbox, write_env, run_checks, failed_transactions):
-    run = run_checks(write_env(mysql_environment(sandbox, invariants=INVARIANTS)), "-k", "invariant")
+    run = run_checks(write_env(mysql_environment(sandbox, invariants=INVARIANTS)), "-k", "mysql and (invariant)")
     assert run.ret == 1
     assert run.record("test_mysql_invariant_holds")["message"] == "failed_transactions_24h (64) <= 50 on mysql.ledger"
 
 
 def test_erroring_invariant_names_it_not_its_sql(sandbox, write_env, run_checks):
     invariants = {"ledger_balance": {"sql": "SELECT sum(amount) FROM ledger_s3cr3t", "max": 0}}
-    run = run_checks(write_env(mysql_environment(sandbox, invariants=invariants)), "-k", "invariant")
+    run = run_checks(write_env(mysql_environment(sandbox, invariants=invariants)), "-k", "mysql and (invariant)")
     record = run.record("test_mysql_invariant_holds")
     assert record["outcome"] == "error" and "s3cr3t" not in run.output
     assert record["message"] == "could not measure on mysql.ledger: invariant ledger_balance: ProgrammingError (1146)"
@@ -137,7 +138,7 @@ def test_erroring_invariant_names_it_not_its_sql(sandbox, write_env, run_checks)
 def test_invariant_that_writes_is_refused_outside_the_sandbox_tier(sandbox, write_env, run_checks):
     sql = "INSERT INTO compliance_alerts (user_id, rule, status, created_at) VALUES (1, 'sneaky', 'open', now())"
     environment = mysql_environment(sandbox, invariants={"sneaky_write": {"sql": sql, "max": 0}})
-    run = run_checks(write_env({**environment, "tier": "staging"}), "-k", "invariant")
+    run = run_checks(write_env({**environment, "tier": "staging"}), "-k", "mysql and (invariant)")
     record = run.record("test_mysql_invariant_holds")
     assert record["outcome"] == "error"
     assert record["message"] == "could not measure on mysql.ledger: invariant sneaky_write: OperationalError (1792)"
@@ -158,8 +159,48 @@ def replica_of_a_stopped_source(sandbox, refused_port):
 
 
 def test_replica_whose_source_is_down_fails(sandbox, write_env, run_checks, replica_of_a_stopped_source):
-    run = run_checks(write_env(mysql_environment(sandbox)), "-k", "replica")
+    run = run_checks(write_env(mysql_environment(sandbox)), "-k", "mysql and (replica)")
     record = run.record("test_mysql_replica_threads_running")
     assert run.ret == 1
     assert record["message"] == "replica_io_running ('Connecting') == 'Yes' on mysql.ledger"
     assert "Can't connect" in record["measurements"][0]["value"]["last_error"]
+
+
+@pytest.fixture
+def replica(sandbox, tmp_path):
+    """A second MariaDB replicating the sandbox's from its first binlog; its IO thread stopped on request."""
+    port = free_port()
+    pid = sandbox_mariadb.start(tmp_path, port, server_id=2)
+    root = pymysql.connect(unix_socket=str(tmp_path / "mariadb" / "mysqld.sock"), user="root", autocommit=True)
+    execute(root, f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={sandbox.port('mariadb')},"
+                  f" MASTER_USER='{sandbox_mariadb.ADMIN_USER}',"
+                  f" MASTER_PASSWORD='{sandbox.variables['SANDBOX_MYSQL_ADMIN_PASSWORD']}',"
+                  " MASTER_LOG_FILE='binlog.000001', MASTER_LOG_POS=4")
+    execute(root, "START SLAVE")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # caught up once the seeded user exists and the threads run
+        status = pymysql.connect(unix_socket=str(tmp_path / "mariadb" / "mysqld.sock"), user="root",
+                                 cursorclass=pymysql.cursors.DictCursor)
+        with status, status.cursor() as cursor:
+            cursor.execute("SHOW SLAVE STATUS")
+            row = cursor.fetchone()
+        if row["Slave_SQL_Running"] == "Yes" and row["Seconds_Behind_Master"] == 0:
+            break
+        time.sleep(0.2)
+    yield port, root
+    root.close()
+    stop_pid(pid)
+
+
+def test_streaming_replica_passes_then_stopped_io_thread_fails(sandbox, write_env, run_checks, replica):
+    port, root = replica
+    path = write_env(mysql_environment(sandbox, port=port, replica_lag_s={"warn": 30, "crit": 300}))
+    streaming = run_checks(path, "-k", "mysql and replica")
+    record = streaming.record("test_mysql_replica_threads_running")
+    assert streaming.ret == 0 and record["outcome"] == "passed", streaming.output
+    assert record["measurements"][-1] == {"measure": "replica_lag_s", "value": 0, "op": "<=", "warn": 30.0,
+                                          "crit": 300.0, "verdict": "ok"}
+    execute(root, "STOP SLAVE IO_THREAD")
+    stopped = run_checks(path, "-k", "mysql and replica")
+    assert stopped.record("test_mysql_replica_threads_running")["message"] == (
+        "replica_io_running ('No') == 'Yes' on mysql.ledger")

@@ -61,8 +61,8 @@ def install(data_dir: Path) -> None:
         raise SandboxError(f"mariadb-install-db failed: {(result.stderr or result.stdout).strip().splitlines()[-1:]}")
 
 
-def start(state_dir: Path, port: int) -> int:
-    """Install (first time) and start mariadbd; returns its pid once it listens."""
+def start(state_dir: Path, port: int, server_id: int = 1) -> int:
+    """Install (first time) and start mariadbd, writing a binlog replicas can follow; its pid once it listens."""
     base = state_dir / "mariadb"
     data_dir = base / "data"
     if not (data_dir / "mysql").exists():
@@ -72,7 +72,7 @@ def start(state_dir: Path, port: int) -> int:
          f"--datadir={data_dir}", f"--port={port}", "--bind-address=127.0.0.1", f"--socket={base / 'mysqld.sock'}",
          f"--pid-file={base / 'mysqld.pid'}", f"--log-error={base / 'error.log'}", "--skip-name-resolve",
          "--max-connections=40", "--innodb-buffer-pool-size=16M", "--innodb-flush-log-at-trx-commit=0",
-         "--skip-log-bin", *_root_option()],
+         f"--server-id={server_id}", f"--log-bin={base / 'binlog'}", "--binlog-format=ROW", *_root_option()],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     wait_for_port(port, 60, "mariadbd", process)
