@@ -15,7 +15,8 @@ def test_mysql_answers_select_1(mysql, evidence):
 @pytest.mark.smoke
 @pytest.mark.p1
 def test_mysql_connections_within_threshold(mysql_target, mysql, evidence):
-    connected, max_connections = evidence.record("threads_connected", mysql.connections())
+    connected, max_connections = mysql.connections()
+    evidence.record("threads_connected", connected)
     evidence.record("max_connections", max_connections)
     evidence.within("connections_pct", round(100 * connected / max_connections, 1), mysql_target.connections_pct)
 

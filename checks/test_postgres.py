@@ -24,7 +24,8 @@ def test_postgres_role_is_expected(postgres_target, postgres, evidence):
 @pytest.mark.smoke
 @pytest.mark.p1
 def test_postgres_connections_within_threshold(postgres_target, postgres, evidence):
-    in_use, max_connections = evidence.record("connections", postgres.connections())
+    in_use, max_connections = postgres.connections()
+    evidence.record("connections_in_use", in_use)
     evidence.record("max_connections", max_connections)
     evidence.within("connections_pct", round(100 * in_use / max_connections, 1), postgres_target.connections_pct)
 
