@@ -187,10 +187,6 @@ def component(box) -> None:
     except SandboxError as error:
         tail = log_path.read_text(errors="replace").strip().splitlines()[-1:]
         raise SandboxError(f"{error}: {' '.join(tail)}") from None
-    # a running API has its connections open: make the first /health a check measures no cold start
-    import httpx
-
-    httpx.get(f"http://127.0.0.1:{port}/health", timeout=10)
 
 
 def serve(port: int) -> None:
