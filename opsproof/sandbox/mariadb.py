@@ -12,7 +12,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from opsproof.sandbox.processes import SandboxError, free_port, require_binary, wait_for_port
+from opsproof.errors import SandboxError
+from opsproof.sandbox.processes import free_port, require_binary, wait_for_port
 
 DATABASE = "bankchain"
 APP_USER = "bankchain"
