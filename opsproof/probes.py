@@ -59,6 +59,13 @@ def _backups(target, environment: Environment):
     return BackupProbe(target, environment)
 
 
+def _mysql(target, environment: Environment):
+    from opsproof.mysql import MysqlProbe
+
+    return MysqlProbe(target.host, target.port, target.user, _secret(target.password), target.database,
+                      target.connect_timeout_s, target.statement_timeout_ms, environment.read_only)
+
+
 FACTORIES: dict[str, Callable[[Target, Environment], object]] = {
     "http": _http,
     "postgres": _postgres,
@@ -67,6 +74,7 @@ FACTORIES: dict[str, Callable[[Target, Environment], object]] = {
     "host": _host,
     "dr": _dr,
     "backups": _backups,
+    "mysql": _mysql,
 }
 
 

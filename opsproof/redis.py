@@ -1,8 +1,14 @@
-"""Redis probe: read commands only (PING, INFO, LLEN...), every call bounded by a socket timeout.
+"""Redis probe: read commands only (PING, INFO, TIME, LASTSAVE, TYPE, LLEN, ZCARD, XLEN, XPENDING), every call bounded.
+
+Never KEYS, never FLUSH: a check on a production cache must not become its incident.
 
 >>> cache = RedisProbe("redis://127.0.0.1:6379/0", password=None, timeout_s=2)   # doctest: +SKIP
 >>> cache.ping_ms(), cache.info("server")["redis_version"]                        # doctest: +SKIP
 (0.2, '7.0.15')
+>>> cache.role(), cache.hit_rate()                                                # doctest: +SKIP
+('master', (80.0, 400))
+>>> cache.queue_length("queues:default")                                          # doctest: +SKIP
+('list', 12)
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ class RedisProbe:
         if self._client is None:
             import redis  # imported lazily: ~190 ms, only when an environment has Redis targets
 
-            kwargs = {"socket_timeout": self.timeout_s, "socket_connect_timeout": self.timeout_s}
+            kwargs = {"socket_timeout": self.timeout_s, "socket_connect_timeout": self.timeout_s,
+                      "decode_responses": True}
             if self._password is not None:
                 kwargs["password"] = self._password
             self._client = redis.Redis.from_url(self._url, **kwargs)
@@ -48,6 +55,63 @@ class RedisProbe:
 
     def info(self, section: str = "default") -> dict:
         return self._call("INFO", section)
+
+    def role(self) -> str:
+        """``master`` or ``replica`` (INFO says ``slave``)."""
+        role = self.info("replication")["role"]
+        return "replica" if role == "slave" else role
+
+    def replica_link(self) -> dict:
+        """On a replica: the link to its master and seconds since it last heard from it."""
+        replication = self.info("replication")
+        return {"master_link_status": replication.get("master_link_status", "down"),
+                "master_last_io_seconds_ago": replication.get("master_last_io_seconds_ago", -1),
+                "master_sync_in_progress": replication.get("master_sync_in_progress", 0)}
+
+    def memory(self) -> dict:
+        memory = self.info("memory")
+        return {key: memory[key] for key in ("used_memory", "maxmemory", "maxmemory_policy")}
+
+    def stats(self) -> dict:
+        """Counters since the server started: evictions, lookups, refused connections."""
+        stats = self.info("stats")
+        return {key: stats[key] for key in ("evicted_keys", "keyspace_hits", "keyspace_misses",
+                                            "rejected_connections")}
+
+    def hit_rate(self) -> tuple[float, int]:
+        """(keyspace hit rate in %, lookups it is based on)."""
+        stats = self.stats()
+        lookups = stats["keyspace_hits"] + stats["keyspace_misses"]
+        return (round(100 * stats["keyspace_hits"] / lookups, 1) if lookups else 0.0), lookups
+
+    def connected_clients(self) -> int:
+        return self.info("clients")["connected_clients"]
+
+    def persistence(self) -> dict:
+        persistence = self.info("persistence")
+        return {key: persistence.get(key) for key in ("rdb_last_bgsave_status", "aof_enabled",
+                                                      "aof_last_write_status", "rdb_changes_since_last_save")}
+
+    def seconds_since_save(self) -> int:
+        """Server clock (TIME) minus LASTSAVE: no trust in this machine's clock."""
+        now_s = int(self._call("TIME")[0])
+        last = self._call("LASTSAVE")  # redis-py parses it into a local datetime
+        return now_s - int(last.timestamp() if hasattr(last, "timestamp") else last)
+
+    def queue_length(self, key: str, group: str | None = None) -> tuple[str, int]:
+        """(type, backlog): list or sorted-set length, stream length or its group's pending entries."""
+        kind = self._call("TYPE", key)
+        if kind == "none":
+            return kind, 0
+        if group is not None:
+            if kind != "stream":
+                raise ProbeError(f"{key} is a {kind}, not a stream: it has no consumer group {group}")
+            summary = self._call("XPENDING", key, group)  # redis-py parses the summary into a dict
+            return kind, int(summary["pending"] if isinstance(summary, dict) else summary[0])
+        lengths = {"list": "LLEN", "zset": "ZCARD", "stream": "XLEN"}
+        if kind not in lengths:
+            raise ProbeError(f"{key} is a {kind}: a queue is a list, sorted set or stream")
+        return kind, int(self._call(lengths[kind], key))
 
     def close(self) -> None:
         if self._client is not None:

@@ -42,6 +42,10 @@ class HealthExpectation(Model):
     response_time_ms: Ceiling | None = None
 
 
+# data-store targets live in their own module; imported here, once Target exists, to become sections
+from opsproof.environment.datastores import MysqlTarget, PostgresTarget, RedisTarget  # noqa: E402
+
+
 class HttpTarget(Target):
     kind: ClassVar[str] = "http"
     url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")]
@@ -49,21 +53,6 @@ class HttpTarget(Target):
     verify_tls: bool = True
     headers: dict[str, SecretStr] = Field(default_factory=dict)
     health: HealthExpectation | None = None
-
-
-class PostgresTarget(Target):
-    kind: ClassVar[str] = "postgres"
-    dsn: Annotated[str, StringConstraints(pattern=r"^postgres(ql)?://\S+$")]
-    password: SecretStr | None = None
-    connect_timeout_s: Seconds = 3.0
-    statement_timeout_ms: Annotated[int, Field(gt=0, le=3_600_000)] = 5000
-
-
-class RedisTarget(Target):
-    kind: ClassVar[str] = "redis"
-    url: Annotated[str, StringConstraints(pattern=r"^rediss?://\S+$")]
-    password: SecretStr | None = None
-    timeout_s: Seconds = 3.0
 
 
 # Kinds with larger models live in their own modules; they build on Model and Target above.
@@ -112,6 +101,7 @@ class Environment(Model):
     history_dir: str | None = Field(None, description="where history.jsonl lives (default reports/<name>/)")
     waivers_file: str | None = Field(None, description="waivers (default <name>.waivers.yaml beside this file)")
     backups: dict[TargetName, BackupTarget] = Field(default_factory=dict)
+    mysql: dict[TargetName, MysqlTarget] = Field(default_factory=dict)
 
     @field_validator("*", mode="before")
     @classmethod

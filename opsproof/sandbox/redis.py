@@ -20,7 +20,7 @@ def start(state_dir: Path, port: int, password: str) -> int:
     # the password goes in a 0600 config file, not on the command line where ps would show it
     config.write_text(
         f"port {port}\nbind 127.0.0.1\nrequirepass {password}\ndir {data_dir}\ndbfilename dump.rdb\n"
-        f"save \"\"\nappendonly no\nlogfile {data_dir / 'redis.log'}\ndaemonize no\n"
+        f"save \"\"\nappendonly no\nmaxmemory 64mb\nmaxmemory-policy allkeys-lru\nlogfile {data_dir / 'redis.log'}\ndaemonize no\n"
     )
     config.chmod(0o600)
     binary = require_binary("redis-server", "redis-server")

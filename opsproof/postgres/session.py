@@ -1,11 +1,4 @@
-"""PostgreSQL probe: one session per target, read-only outside the sandbox, every wait bounded.
-
->>> db = PostgresProbe("postgresql://bot@db:5432/app", password=None, read_only=True)   # doctest: +SKIP
->>> db.ping_ms(), db.server_version()                                                   # doctest: +SKIP
-(0.4, '15.20')
->>> db.scalar("SELECT count(*) FROM transactions WHERE status = 'failed'")            # doctest: +SKIP
-3
-"""
+"""One PostgreSQL session per target: read-only outside the sandbox, every wait bounded."""
 
 from __future__ import annotations
 
@@ -17,7 +10,7 @@ import time
 from opsproof.errors import ProbeError, first_line
 
 
-class PostgresProbe:
+class PostgresSession:
     def __init__(
         self,
         dsn: str,
@@ -69,14 +62,18 @@ class PostgresProbe:
     def server_version(self) -> str:
         return self.rows("SHOW server_version")[0][0].split(" ")[0]
 
-    def scalar(self, sql: str, params=None):
-        rows = self.rows(sql, params)
+    def scalar(self, sql: str, params=None, label: str | None = None):
+        rows = self.rows(sql, params, label)
         if not rows or len(rows[0]) != 1:
-            raise ProbeError(f"expected one value, got {len(rows)} row(s)")
+            raise ProbeError(f"{label + ': ' if label else ''}expected one value, got {len(rows)} row(s)")
         return rows[0][0]
 
-    def rows(self, sql: str, params=None) -> list[tuple]:
-        """Run one statement; the server's statement_timeout and a client-side deadline both bound it."""
+    def rows(self, sql: str, params=None, label: str | None = None) -> list[tuple]:
+        """Run one statement; the server's statement_timeout and a client-side deadline both bound it.
+
+        With a ``label`` (a configured query's name) an error says the label and the error class
+        only: the server's text can quote the SQL, which may hold what should not be shown.
+        """
         import psycopg
 
         conn = self._connection()
@@ -93,6 +90,8 @@ class PostgresProbe:
             lost = conn.closed or conn.broken
             if lost:
                 self._conn = None
+            if label is not None:
+                raise ProbeError(f"{label}: {type(exc).__name__} (SQLSTATE {exc.sqlstate})", unreachable=lost) from None
             raise ProbeError(first_line(exc), unreachable=lost) from None
 
     def close(self) -> None:
