@@ -51,7 +51,7 @@ def healthy_sets(sandbox, tmp_path):
     """The sandbox's backups, each with an older one of the same size before it, and their manifest."""
     sets = {}
     for name, pattern, format, of in (("db-custom", "*.dump", "pg_custom", "postgres.main"),
-                                      ("db-plain", "*.sql.gz", "pg_plain_gz", "postgres.main"),
+                                      ("db-plain", "bankchain-*.sql.gz", "pg_plain_gz", "postgres.main"),
                                       ("cache-rdb", "redis-*.rdb", "redis_rdb", "redis.cache")):
         directory = tmp_path / name
         source = sandbox_backup(sandbox, pattern)
@@ -97,7 +97,7 @@ def test_nightly_backup_checks_pass_on_whole_fresh_backups(sandbox, write_env, r
 @pytest.fixture
 def broken_sets(sandbox, tmp_path):
     """One backup set per must-show fault, each made from the sandbox's real backups."""
-    custom, plain = sandbox_backup(sandbox, "*.dump"), sandbox_backup(sandbox, "*.sql.gz")
+    custom, plain = sandbox_backup(sandbox, "*.dump"), sandbox_backup(sandbox, "bankchain-*.sql.gz")
     rdb = sandbox_backup(sandbox, "redis-*.rdb")
     gz_bytes, dump_text = plain.read_bytes(), gzip.decompress(plain.read_bytes())
     custom_bytes = bytearray(custom.read_bytes())

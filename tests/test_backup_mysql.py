@@ -64,7 +64,7 @@ def dump(mariadb, tmp_path_factory) -> Path:
 
 def drill_target(directory: Path, mariadb, database: str, **extra) -> BackupTarget:
     return BackupTarget.model_validate({
-        "name": "ledger", "of": "mysql.ledger", "location": str(directory / "*.mysql.sql.gz"),
+        "name": "ledger", "of": "mysql.ledger", "location": str(directory / "mysql-*.sql.gz"),
         "format": "mysqldump_gz", "rpo": "24h", "rto": "5m", "tables": {"ledger": {"min_rows": 300,
                                                                                    "timestamp": "created_at"}},
         "restore_into": {"dsn": f"mysql://opsproof_admin@127.0.0.1:{mariadb['port']}/{database}",
@@ -81,7 +81,7 @@ def schemas(mariadb) -> set[str]:
 def test_mysqldump_is_complete_and_a_truncated_one_has_no_closing_marker(dump, tmp_path):
     assert (formats.gzip_stream(dump), formats.closing_marker(dump, "mysqldump_gz")) == ("complete", "present")
     text = gzip.decompress(dump.read_bytes())
-    cut = tmp_path / "cut.mysql.sql.gz"
+    cut = tmp_path / "mysql-cut.sql.gz"
     cut.write_bytes(gzip.compress(text[: len(text) * 8 // 10]))
     assert (formats.gzip_stream(cut), formats.closing_marker(cut, "mysqldump_gz")) == ("complete", "missing")
 
@@ -98,7 +98,7 @@ def test_mysql_drill_restores_verifies_and_drops(dump, mariadb):
 def test_mysql_drill_stops_at_an_error_in_the_dump(dump, mariadb, tmp_path):
     text = gzip.decompress(dump.read_bytes()).decode()
     broken = text.replace("UNLOCK TABLES;", "UNLOCK TABLES;\nINSERT INTO no_such_table VALUES (1);", 1)
-    (tmp_path / "broken.mysql.sql.gz").write_bytes(gzip.compress(broken.encode()))
+    (tmp_path / "mysql-broken.sql.gz").write_bytes(gzip.compress(broken.encode()))
     target = drill_target(tmp_path, mariadb, "drill_mysql_error")
     drill = Drill(target, LocalLocation(target.location), mariadb["password"])
     record = drill.run()

@@ -62,7 +62,7 @@ def drill_of(run, name: str) -> dict:
 
 def test_drill_restores_custom_and_plain_dumps_and_records_it(sandbox, tmp_path, write_env, run_checks):
     copy_backup(sandbox, "*.dump", tmp_path / "custom")
-    source = copy_backup(sandbox, "*.sql.gz", tmp_path / "plain")
+    source = copy_backup(sandbox, "bankchain-*.sql.gz", tmp_path / "plain")
     invariants = {"orphaned_wallets": {"sql": "SELECT count(*) FROM wallets w LEFT JOIN users u ON u.id = w.user_id "
                                               "WHERE u.id IS NULL", "max": 0}}
     sets = {"custom": drill_set(tmp_path / "custom", "*.dump", "pg_custom", scratch(sandbox, "drill_custom"),
@@ -90,14 +90,14 @@ def test_drill_restores_custom_and_plain_dumps_and_records_it(sandbox, tmp_path,
 
 
 def _dump_with_error_in_the_middle(sandbox) -> bytes:
-    plain = sorted(Path(sandbox.variables["SANDBOX_BACKUP_DIR"]).glob("*.sql.gz"))[-1]
+    plain = sorted(Path(sandbox.variables["SANDBOX_BACKUP_DIR"]).glob("bankchain-*.sql.gz"))[-1]
     text = gzip.decompress(plain.read_bytes()).decode()
     middle = text.index("\\.\n", len(text) // 2) + 3  # just after a COPY block ends
     return gzip.compress((text[:middle] + "\nSELECT no_such_function();\n" + text[middle:]).encode())
 
 
 def test_drill_fails_on_restore_error_missing_table_low_rows_and_rto(sandbox, tmp_path, write_env, run_checks):
-    copy_backup(sandbox, "*.sql.gz", tmp_path / "error", data=_dump_with_error_in_the_middle(sandbox))
+    copy_backup(sandbox, "bankchain-*.sql.gz", tmp_path / "error", data=_dump_with_error_in_the_middle(sandbox))
     for name in ("missing-table", "low-rows", "fewer-than-recorded", "tight-rto"):
         counts = {"users": 550} if name == "fewer-than-recorded" else None
         copy_backup(sandbox, "*.dump", tmp_path / name, counts=counts)

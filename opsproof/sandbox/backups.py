@@ -68,7 +68,7 @@ def mysql_dump(box, directory: Path, stamp: str) -> list[Path]:
     if not port or dump is None:
         return []
     database = box.variables.get("SANDBOX_MYSQL_DATABASE", "bankchain")
-    path = directory / f"{database}-{stamp}.mysql.sql.gz"
+    path = directory / f"mysql-{database}-{stamp}.sql.gz"  # not bankchain-*: that is the PostgreSQL dump
     command = [dump, "--no-defaults", "--host=127.0.0.1", f"--port={port}", "--user=opsproof_admin",
                "--single-transaction", "--routines", database]
     _run_dump(command, {**os.environ, "MYSQL_PWD": password or ""}, path, True)
