@@ -19,7 +19,19 @@ def _http(target, environment: Environment):
     from opsproof.http import HttpProbe
 
     headers = {k: v.get_secret_value() for k, v in target.headers.items()}
-    return HttpProbe(target.url, target.timeout_s, target.verify_tls, headers)
+    auth = None
+    if target.auth and target.auth.bearer_token:
+        headers["Authorization"] = f"Bearer {target.auth.bearer_token.get_secret_value()}"
+    elif target.auth:
+        auth = (target.auth.basic_user, target.auth.basic_password.get_secret_value())
+    return HttpProbe(target.url, target.timeout_s, target.verify_tls, headers, auth=auth,
+                     follow_redirects=target.follow_redirects, proxy=target.proxy)
+
+
+def _prometheus(target, environment: Environment):
+    from opsproof.metrics import PrometheusProbe
+
+    return PrometheusProbe(target.url, target.timeout_s)
 
 
 def _postgres(target, environment: Environment):
@@ -39,6 +51,7 @@ FACTORIES: dict[str, Callable[[Target, Environment], object]] = {
     "http": _http,
     "postgres": _postgres,
     "redis": _redis,
+    "prometheus": _prometheus,
 }
 
 

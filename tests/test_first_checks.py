@@ -17,8 +17,9 @@ from opsproof.sandbox.processes import free_port, stop_pid, wait_for_port
 def test_every_first_check_passes_on_the_healthy_sandbox(sandbox, write_env, run_checks):
     run = run_checks(write_env(sandbox_environment(sandbox)))
     assert run.ret == 0, run.output
-    assert {r["outcome"] for r in run.results["checks"]} == {"passed"}
-    assert len(run.results["checks"]) == 5
+    measured = [r for r in run.results["checks"] if r["outcome"] != "skipped"]
+    assert {r["outcome"] for r in measured} == {"passed"}, run.output
+    assert len(measured) == 5
     assert run.record("test_postgres_answers_select_1")["measurements"][0]["value"].startswith("15")
     assert run.record("test_redis_answers_ping")["measurements"][0]["measure"] == "redis_version"
     assert run.record("test_health_returns_expected_status")["measurements"][0]["value"] == 200

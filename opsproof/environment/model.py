@@ -6,17 +6,21 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationInfo, field_validator
 
-from opsproof.thresholds import Ceiling
-
 Severity = Literal["p0", "p1", "p2", "p3"]
 Tier = Literal["production", "staging", "sandbox"]
 TargetName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
 Seconds = Annotated[float, Field(gt=0, le=3600)]
-JsonScalar = str | int | float | bool | None
 
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Eventually(Model):
+    """Retry each check until it passes or ``within_s`` has passed, ``every_s`` apart; every attempt is evidence."""
+
+    within_s: Seconds
+    every_s: Annotated[float, Field(gt=0, le=600)] = 1.0
 
 
 class Target(Model):
@@ -25,6 +29,7 @@ class Target(Model):
     kind: ClassVar[str] = ""
     name: str = ""
     severity: Severity | None = None
+    eventually: Eventually | None = None
 
     @property
     def where(self) -> str:
@@ -32,22 +37,7 @@ class Target(Model):
         return f"{self.kind}.{self.name}"
 
 
-class HealthExpectation(Model):
-    """The runbook's ``curl /health``: expected status, JSON fields (dotted paths) and response time."""
-
-    path: str = "/health"
-    status: int = Field(200, ge=100, le=599)
-    json_fields: dict[str, JsonScalar] = Field(default_factory=dict, alias="json")
-    response_time_ms: Ceiling | None = None
-
-
-class HttpTarget(Target):
-    kind: ClassVar[str] = "http"
-    url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")]
-    timeout_s: Seconds = 5.0
-    verify_tls: bool = True
-    headers: dict[str, SecretStr] = Field(default_factory=dict)
-    health: HealthExpectation | None = None
+from opsproof.environment.web import HttpTarget, PrometheusTarget  # web models subclass Target: defined above
 
 
 class PostgresTarget(Target):
@@ -74,6 +64,7 @@ class Environment(Model):
     http: dict[TargetName, HttpTarget] = Field(default_factory=dict)
     postgres: dict[TargetName, PostgresTarget] = Field(default_factory=dict)
     redis: dict[TargetName, RedisTarget] = Field(default_factory=dict)
+    prometheus: dict[TargetName, PrometheusTarget] = Field(default_factory=dict)
 
     @field_validator("*", mode="before")
     @classmethod
