@@ -68,9 +68,10 @@ class Sandbox:
 
 def components() -> list[tuple[str, Callable[[Sandbox], None]]]:
     """The components ``up`` starts, in order (later ones may use earlier ones' variables)."""
-    from opsproof.sandbox import api, postgres, redis
+    from opsproof.sandbox import api, https, postgres, redis
 
-    return [("postgres", postgres.component), ("redis", redis.component), ("api", api.component)]
+    return [("postgres", postgres.component), ("redis", redis.component), ("api", api.component),
+            ("https", https.component)]
 
 
 def load(state_dir: Path | None = None) -> Sandbox | None:
