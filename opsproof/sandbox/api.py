@@ -1,7 +1,8 @@
 """The sandbox's demo API: /health, /ready, /metrics and /v1/wallets, backed by its PostgreSQL and Redis.
 
 Faults are injected through ``/_sandbox/faults`` (sandbox only): ``{"health": "degraded"}``,
-``{"delay_ms": 3000}``, ``{"status": 500}``, ``{"unready": "migrations"}``, ``{"missing": "cache"}``,
+``{"delay_ms": 3000}``, ``{"status": 500}``, ``{"unready": "migrations"}`` (with ``"unready_requests": 3``: for 3 requests),
+``{"missing": "cache"}``,
 ``{"paths": {"/v1/wallets": 500}}`` (one path's status); DELETE clears them. Also served: /old-health
 (301 to /health), /v1/account (needs ``Bearer $SANDBOX_API_TOKEN`` or basic ``operator``/the token) and
 /status/payments (an external provider's status page, for dependency probes).
@@ -143,6 +144,10 @@ def make_handler(backends: Backends, faults: Faults):
                 "migrations": {"ready": True},
             }
             unready = faults.settings.get("unready")
+            remaining = faults.settings.get("unready_requests")  # warm-up: unready for this many more requests
+            if remaining is not None:
+                unready = unready if remaining > 0 else None
+                faults.settings["unready_requests"] = max(0, remaining - 1)
             if unready in components:
                 components[unready] = {"ready": False, "reason": "injected fault"}
             components.pop(faults.settings.get("missing"), None)
