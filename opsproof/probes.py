@@ -24,7 +24,12 @@ def _http(target, environment: Environment):
         headers["Authorization"] = f"Bearer {target.auth.bearer_token.get_secret_value()}"
     elif target.auth:
         auth = (target.auth.basic_user, target.auth.basic_password.get_secret_value())
-    return HttpProbe(target.url, target.timeout_s, target.verify_tls, headers, auth=auth,
+    verify = target.verify_tls
+    if verify and target.tls and target.tls.ca_file:  # requests trust the CA the TLS checks verify against
+        import ssl
+
+        verify = ssl.create_default_context(cafile=target.tls.ca_file)
+    return HttpProbe(target.url, target.timeout_s, verify, headers, auth=auth,
                      follow_redirects=target.follow_redirects, proxy=target.proxy)
 
 

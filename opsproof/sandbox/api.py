@@ -229,7 +229,9 @@ def component(box) -> None:
 
 
 def serve(port: int) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(Backends(), Faults()))
+    backends = Backends()
+    backends.database(), backends.cache()  # connect before listening: the first /health is not a cold start
+    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(backends, Faults()))
     server.daemon_threads = True
     server.serve_forever()
 
