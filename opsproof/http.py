@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urljoin
@@ -62,6 +64,25 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
 
 
+_CONTEXT_LOCK = threading.Lock()
+
+
+def tls_context(ca_file: str | None = None):
+    """One verifying SSL context per CA bundle, shared by every client: building one costs ~60 ms,
+    so concurrent first requests must not each build their own."""
+    with _CONTEXT_LOCK:
+        return _tls_context(ca_file)
+
+
+@functools.lru_cache(maxsize=None)
+def _tls_context(ca_file: str | None):
+    import ssl
+
+    import httpx
+
+    return ssl.create_default_context(cafile=ca_file) if ca_file else httpx.create_ssl_context()
+
+
 class HttpProbe:
     """One pooled httpx client per target; every request bounded by ``timeout_s``.
 
@@ -85,7 +106,7 @@ class HttpProbe:
 
             self._client = httpx.Client(
                 timeout=httpx.Timeout(self.timeout_s),
-                verify=self._verify,
+                verify=tls_context() if self._verify is True else self._verify,
                 headers=self._headers,
                 auth=self._auth,
                 follow_redirects=self._follow,

@@ -26,9 +26,9 @@ def _http(target, environment: Environment):
         auth = (target.auth.basic_user, target.auth.basic_password.get_secret_value())
     verify = target.verify_tls
     if verify and target.tls and target.tls.ca_file:  # requests trust the CA the TLS checks verify against
-        import ssl
+        from opsproof.http import tls_context
 
-        verify = ssl.create_default_context(cafile=target.tls.ca_file)
+        verify = tls_context(target.tls.ca_file)
     return HttpProbe(target.url, target.timeout_s, verify, headers, auth=auth,
                      follow_redirects=target.follow_redirects, proxy=target.proxy)
 
