@@ -39,7 +39,7 @@ def prometheus(fresh_api, tmp_path_factory):
     config.write_text(f"global: {{scrape_interval: 200ms, evaluation_interval: 1s}}\n"
                       f"scrape_configs:\n  - job_name: api\n    static_configs: [{{targets: ['{fresh_api[7:]}']}}]\n")
     port = free_port()
-    log = open(directory / "prometheus.log", "wb")
+    log = open(directory / "prometheus.log", "wb")  # noqa: SIM115 - open while prometheus runs
     process = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={directory / 'data'}",
                                 f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
