@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from opsproof.errors import ConfigError
+from opsproof.errors import ConfigError, SandboxError
 from opsproof.paths import project_root
 
 EXIT_OK, EXIT_GATING, EXIT_INTERRUPTED, EXIT_USAGE = 0, 1, 2, 4
@@ -155,8 +155,6 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and args.command not in ("run", "demo"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    from opsproof.sandbox.processes import SandboxError
-
     try:
         return args.handler(args, extra)
     except SandboxError as error:

@@ -23,6 +23,10 @@ class ProbeError(Exception):
         self.unreachable = unreachable
 
 
+class SandboxError(RuntimeError):
+    """The sandbox could not start or stop something; the message says what and how to fix it."""
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's text: client errors can run to many lines."""
     text = str(exc).strip() or type(exc).__name__

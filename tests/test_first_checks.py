@@ -42,22 +42,29 @@ def test_degraded_body_fails_fields_and_status(sandbox, write_env, run_checks, a
     )
 
 
+def slow_environment(sandbox) -> dict:
+    environment = sandbox_environment(sandbox)
+    environment["http"]["api"]["health"]["response_time_ms"] = {"warn": 300, "crit": 1500}
+    return environment
+
+
 def test_slow_health_between_warn_and_crit_is_warned(sandbox, write_env, run_checks, api_faults):
-    api_faults(delay_ms=700)
-    run = run_checks(write_env(sandbox_environment(sandbox)))
+    api_faults(delay_ms=600)
+    run = run_checks(write_env(slow_environment(sandbox)))
     record = run.record("test_health_responds_within_threshold")
     assert run.ret == 0
     assert record["outcome"] == "warned"
-    assert record["message"].startswith("response_time_ms (7") and record["message"].endswith(
-        ") <= 500 on http.api (warn)"
+    assert record["message"].startswith("response_time_ms (") and record["message"].endswith(
+        ") <= 300 on http.api (warn)"
     )
+    assert 600 <= record["measurements"][0]["value"] < 1500
 
 
 def test_slow_health_past_crit_fails(sandbox, write_env, run_checks, api_faults):
-    api_faults(delay_ms=2100)
-    run = run_checks(write_env(sandbox_environment(sandbox)))
+    api_faults(delay_ms=1600)
+    run = run_checks(write_env(slow_environment(sandbox)))
     record = run.record("test_health_responds_within_threshold")
-    assert run.ret == 1 and record["outcome"] == "failed" and record["message"].endswith("<= 2000 on http.api (crit)")
+    assert run.ret == 1 and record["outcome"] == "failed" and record["message"].endswith("<= 1500 on http.api (crit)")
 
 
 def test_silent_http_port_errors_within_timeout_and_skips_the_rest(sandbox, write_env, run_checks, silent_port):

@@ -9,10 +9,7 @@ import signal
 import socket
 import time
 
-
-
-class SandboxError(RuntimeError):
-    """The sandbox could not start or stop something; the message says what and how to fix it."""
+from opsproof.errors import SandboxError  # noqa: F401 - re-exported for the sandbox components
 
 
 def free_port() -> int:
