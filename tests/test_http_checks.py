@@ -70,7 +70,7 @@ def test_every_http_check_passes_on_the_healthy_api(sandbox, write_env, run_chec
 
 def test_faults_fail_the_component_request_and_dependency_they_hit(sandbox, write_env, run_checks, api_token,
                                                                    api_faults, monkeypatch):
-    api_faults(unready="migrations", missing="cache", health="degraded",
+    api_faults(unready="migrations", missing="cache", health="degraded", content_type="text/html",
                paths={"/v1/wallets": 500, "/status/payments": 503})
     monkeypatch.setenv("TEST_API_TOKEN", "not-the-token")
     run = run_checks(write_env(web_environment(sandbox)), "-k", "test_http and not latency")
@@ -80,6 +80,8 @@ def test_faults_fail_the_component_request_and_dependency_they_hit(sandbox, writ
         "test_health_returns_expected_status[api]": "status_code (503) == 200 on http.api",
         "test_health_reports_expected_fields[api]": "health_fields ({'status': 'degraded'}) == {'status': 'healthy'} on http.api",
         "test_health_body_matches_pattern[api]": "health_body_matches (false) == true on http.api",
+        "test_health_sends_expected_headers[api]":
+            "health_headers ({'content-type': 'text/html'}) == {'content-type': 'application/json'} on http.api",
         "test_ready_components_are_ready[api]":
             "unready_components ({'cache': 'missing', 'migrations': 'injected fault'}) == {} on http.api",
         "test_smoke_request_returns_expected_status[api:wallets]": "wallets.status_code (500) == 200 on http.api",
@@ -158,6 +160,18 @@ def test_requests_go_through_the_configured_proxy(write_env, run_checks, proxy_u
     assert run.ret == 0, run.output
     assert run.record("test_health_reports_expected_fields")["outcome"] == "passed"
     assert _Proxy.seen == ["http://upstream.opsproof.invalid:8080/health"]
+
+
+def test_hung_dependency_errors_in_its_own_timeout_and_leaves_the_target_reachable(
+        sandbox, write_env, run_checks, silent_port):
+    target = {"url": sandbox.api_url, "timeout_s": 5, "health": {"path": "/health"},
+              "dependencies": [{"name": "identity", "url": f"http://127.0.0.1:{silent_port}/status", "timeout_s": 1}]}
+    run = run_checks(write_env({"tier": "sandbox", "http": {"api": target}}), "-k", "dependency or health_returns")
+    dependency = run.record("test_dependency_is_available")
+    assert dependency["outcome"] == "error" and dependency["severity"] == "p2"
+    assert dependency["message"] == (
+        f"could not measure on http.api: GET http://127.0.0.1:{silent_port}/status: no response within 1 s (ReadTimeout)")
+    assert run.record("test_health_returns_expected_status")["outcome"] == "passed"
 
 
 def test_fifty_silent_targets_overlap_their_timeouts(write_env, run_checks, silent_port):

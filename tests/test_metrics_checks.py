@@ -106,17 +106,19 @@ def failing_traffic(fresh_api):
 
 
 def test_rising_errors_fail_counters_ratio_and_promql(write_env, run_checks, fresh_api, prometheus, failing_traffic):
+    httpx.post(f"{fresh_api}/_sandbox/faults", json={"database": "down"}, timeout=5)
+    httpx.get(f"{fresh_api}/health", timeout=5)  # the health probe sets database_up to 0
     time.sleep(0.3)  # past the counter's crit (5 errors) before the first scrape
     wait_for_series(prometheus, 'sum(errors_total{status="500"}) > 0')
     run = run_checks(write_env(metrics_environment(fresh_api, prometheus)), "-k", "metrics or promql")
     failed = {r["check"]: r["message"] for r in run.results["checks"] if r["outcome"] == "failed"}
     assert run.ret == 1
     assert set(failed) == {"test_metrics_counters_within_threshold", "test_metrics_error_ratio_within_threshold",
-                           "test_promql_query_within_threshold"}
+                           "test_promql_query_within_threshold", "test_metrics_gauges_within_threshold"}
+    assert failed["test_metrics_gauges_within_threshold"] == "database_up (0.0) >= 1 on http.fresh (crit)"
     assert failed["test_metrics_counters_within_threshold"].startswith('errors_total{status="500"} (')
     assert failed["test_metrics_counters_within_threshold"].endswith(") <= 5 on http.fresh (crit)")
     assert failed["test_metrics_error_ratio_within_threshold"].startswith("error_ratio_pct (")
     assert failed["test_metrics_error_ratio_within_threshold"].endswith(") <= 5 on http.fresh (crit)")
     assert failed["test_promql_query_within_threshold"].startswith("errors_500 (")
     assert failed["test_promql_query_within_threshold"].endswith(") <= 0 on prometheus.main (crit)")
-    assert run.record("test_metrics_gauges_within_threshold")["outcome"] == "passed"

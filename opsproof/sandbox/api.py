@@ -1,11 +1,12 @@
 """The sandbox's demo API: /health, /ready, /metrics and /v1/wallets, backed by its PostgreSQL and Redis.
 
 Faults are injected through ``/_sandbox/faults`` (sandbox only): ``{"health": "degraded"}``,
-``{"delay_ms": 3000}``, ``{"status": 500}``, ``{"unready": "migrations"}`` (with ``"unready_requests": 3``: for 3 requests),
-``{"missing": "cache"}``,
-``{"paths": {"/v1/wallets": 500}}`` (one path's status); DELETE clears them. Also served: /old-health
-(301 to /health), /v1/account (needs ``Bearer $SANDBOX_API_TOKEN`` or basic ``operator``/the token) and
-/status/payments (an external provider's status page, for dependency probes).
+``{"delay_ms": 3000}``, ``{"status": 500}``, ``{"unready": "migrations"}`` (with ``"unready_requests": 3``
+only for the next 3 readiness requests), ``{"missing": "cache"}``, ``{"database": "down"}`` (as /health
+sees it), ``{"content_type": "text/html"}``, ``{"paths": {"/v1/wallets": 500}}`` (one path's status);
+DELETE clears them. Also served: /old-health (301 to /health), /v1/account (needs
+``Bearer $SANDBOX_API_TOKEN`` or basic ``operator``/the token) and /status/payments (an external
+provider's status page, for dependency probes).
 Run as ``python -m opsproof.sandbox.api --port N``; connection settings come from the environment
 (``SANDBOX_PG_DSN``, ``SANDBOX_PG_PASSWORD``, ``SANDBOX_REDIS_URL``, ``SANDBOX_REDIS_PASSWORD``).
 """
@@ -96,7 +97,7 @@ def make_handler(backends: Backends, faults: Faults):
         def _send(self, status: int, body, content_type="application/json"):
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
             self.send_response(status)
-            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Type", faults.settings.get("content_type", content_type))
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -126,7 +127,8 @@ def make_handler(backends: Backends, faults: Faults):
             LATENCY.labels(path).observe(time.perf_counter() - started)
 
         def _health(self):
-            database, cache = backends.database(), backends.cache()
+            database = backends.database() and faults.settings.get("database") != "down"
+            cache = backends.cache()
             DB_UP.set(int(database))
             CACHE_UP.set(int(cache))
             healthy = database and cache and faults.settings.get("health") != "degraded"

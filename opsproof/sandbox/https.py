@@ -136,7 +136,7 @@ class TlsServer(ThreadingHTTPServer):
 def serve_in_thread(context: ssl.SSLContext, upstream: str = "") -> TlsServer:
     """Start an HTTPS listener on a free loopback port in a daemon thread; ``shutdown()`` stops it."""
     server = TlsServer(0, context, upstream)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return server
 
 
