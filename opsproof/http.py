@@ -1,13 +1,19 @@
-"""HTTP probe: one request, timed, with the response kept for the checks to judge.
+"""HTTP probe: requests timed, with the response kept for the checks to judge.
 
 >>> probe = HttpProbe("http://127.0.0.1:8080", timeout_s=2)      # doctest: +SKIP
 >>> response = probe.get("/health")                               # doctest: +SKIP
 >>> response.status_code, response.field("services.database")     # doctest: +SKIP
 (200, 'connected')
+>>> probe.latency("/health", samples=10)                          # doctest: +SKIP
+{'samples': 10, 'p50_ms': 1.9, 'p95_ms': 3.1, 'max_ms': 3.4}
 """
 
 from __future__ import annotations
 
+import functools
+import math
+import re
+import threading
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urljoin
@@ -43,15 +49,55 @@ class HttpResponse:
                 return default
         return node
 
+    def header(self, name: str) -> str | None:
+        """Header lookup without regard to case (``content-type`` finds ``Content-Type``)."""
+        wanted = name.lower()
+        return next((v for k, v in self.headers.items() if k.lower() == wanted), None)
+
+    def matches(self, pattern: str) -> bool:
+        return re.search(pattern, self.text) is not None
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile: the value at or below which ``pct`` % of the samples fall."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
+
+
+_CONTEXT_LOCK = threading.Lock()
+
+
+def tls_context(ca_file: str | None = None):
+    """One verifying SSL context per CA bundle, shared by every client: building one costs ~60 ms,
+    so concurrent first requests must not each build their own."""
+    with _CONTEXT_LOCK:
+        return _tls_context(ca_file)
+
+
+@functools.lru_cache(maxsize=None)
+def _tls_context(ca_file: str | None):
+    import ssl
+
+    import httpx
+
+    return ssl.create_default_context(cafile=ca_file) if ca_file else httpx.create_ssl_context()
+
 
 class HttpProbe:
-    """One pooled httpx client per target; every request bounded by ``timeout_s``."""
+    """One pooled httpx client per target; every request bounded by ``timeout_s``.
 
-    def __init__(self, base_url: str, timeout_s: float, verify_tls: bool = True, headers=None):
+    Without an explicit ``proxy`` httpx honours ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY``.
+    """
+
+    def __init__(self, base_url: str, timeout_s: float, verify_tls: bool = True, headers=None, *,
+                 auth: tuple[str, str] | None = None, follow_redirects: bool = False, proxy: str | None = None):
         self.base_url = base_url.rstrip("/") + "/"
         self.timeout_s = timeout_s
         self._verify = verify_tls
         self._headers = dict(headers or {})
+        self._auth = auth
+        self._follow = follow_redirects
+        self._proxy = proxy
         self._client = None
 
     def _http(self):
@@ -60,28 +106,35 @@ class HttpProbe:
 
             self._client = httpx.Client(
                 timeout=httpx.Timeout(self.timeout_s),
-                verify=self._verify,
+                verify=tls_context() if self._verify is True else self._verify,
                 headers=self._headers,
-                follow_redirects=False,
+                auth=self._auth,
+                follow_redirects=self._follow,
+                proxy=self._proxy,
             )
         return self._client
 
     def get(self, path: str) -> HttpResponse:
         return self.request("GET", path)
 
-    def request(self, method: str, path: str) -> HttpResponse:
+    def request(self, method: str, path: str, timeout_s: float | None = None, target_itself: bool = True
+                ) -> HttpResponse:
+        """One request; ``path`` may be a full URL. ``target_itself=False``: a failure does not make
+        the target unreachable (an external dependency's outage is not the target's)."""
         import httpx
 
-        url = urljoin(self.base_url, path.lstrip("/"))
+        url = urljoin(self.base_url, path.lstrip("/")) if "://" not in path else path
+        timeout_s = timeout_s or self.timeout_s
+        client = self._http()  # built outside the timed span: response times measure the server, not set-up
         started = time.perf_counter()
         try:
-            response = self._http().request(method, url)
+            response = client.request(method, url, timeout=timeout_s)
         except httpx.TimeoutException as exc:
             raise ProbeError(
-                f"{method} {path}: no response within {self.timeout_s:g} s ({type(exc).__name__})", unreachable=True
+                f"{method} {path}: no response within {timeout_s:g} s ({type(exc).__name__})", target_itself
             ) from None
         except httpx.TransportError as exc:
-            unreachable = isinstance(exc, (httpx.ConnectError, httpx.NetworkError))
+            unreachable = target_itself and isinstance(exc, (httpx.ConnectError, httpx.NetworkError))
             raise ProbeError(f"{method} {path}: {type(exc).__name__}: {first_line(exc)}", unreachable) from None
         elapsed_ms = (time.perf_counter() - started) * 1000
         try:
@@ -89,6 +142,12 @@ class HttpProbe:
         except ValueError:
             body = MISSING
         return HttpResponse(url, response.status_code, elapsed_ms, dict(response.headers), response.text, body)
+
+    def latency(self, path: str, samples: int) -> dict:
+        """``samples`` sequential GETs of ``path``: p50, p95 and max response time in ms."""
+        times = [self.get(path).elapsed_ms for _ in range(samples)]
+        return {"samples": samples, "p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95),
+                "max_ms": max(times)}
 
     def close(self) -> None:
         if self._client is not None:

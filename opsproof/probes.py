@@ -19,7 +19,24 @@ def _http(target, environment: Environment):
     from opsproof.http import HttpProbe
 
     headers = {k: v.get_secret_value() for k, v in target.headers.items()}
-    return HttpProbe(target.url, target.timeout_s, target.verify_tls, headers)
+    auth = None
+    if target.auth and target.auth.bearer_token:
+        headers["Authorization"] = f"Bearer {target.auth.bearer_token.get_secret_value()}"
+    elif target.auth:
+        auth = (target.auth.basic_user, target.auth.basic_password.get_secret_value())
+    verify = target.verify_tls
+    if verify and target.tls and target.tls.ca_file:  # requests trust the CA the TLS checks verify against
+        from opsproof.http import tls_context
+
+        verify = tls_context(target.tls.ca_file)
+    return HttpProbe(target.url, target.timeout_s, verify, headers, auth=auth,
+                     follow_redirects=target.follow_redirects, proxy=target.proxy)
+
+
+def _prometheus(target, environment: Environment):
+    from opsproof.metrics import PrometheusProbe
+
+    return PrometheusProbe(target.url, target.timeout_s)
 
 
 def _postgres(target, environment: Environment):
@@ -75,6 +92,7 @@ FACTORIES: dict[str, Callable[[Target, Environment], object]] = {
     "dr": _dr,
     "backups": _backups,
     "mysql": _mysql,
+    "prometheus": _prometheus,
 }
 
 

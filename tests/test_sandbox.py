@@ -49,7 +49,7 @@ def test_up_status_down_stop_exactly_what_was_started(tmp_path, capsys):
     assert stat.S_IMODE(os.stat(vars_file).st_mode) == 0o600
     assert f"SANDBOX_PG_PASSWORD={started.pg_password}" in vars_file.read_text()
     assert main(["sandbox", "status", "--state-dir", str(state_dir)]) == 0
-    assert capsys.readouterr().out.count("running pid") == 4  # postgres, redis, mariadb, api
+    assert capsys.readouterr().out.count("running pid") == 5  # postgres, redis, mariadb, api, https
     assert main(["sandbox", "down", "--state-dir", str(state_dir)]) == 0
     assert not any(alive(pid) for pid in pids.values())
     assert not state_dir.exists() and not os.path.exists(started.pg_data_dir)

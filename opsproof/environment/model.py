@@ -7,17 +7,21 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import (BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationInfo, field_validator,
                       model_validator)
 
-from opsproof.thresholds import Ceiling
-
 Severity = Literal["p0", "p1", "p2", "p3"]
 Tier = Literal["production", "staging", "sandbox"]
 TargetName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
 Seconds = Annotated[float, Field(gt=0, le=3600)]
-JsonScalar = str | int | float | bool | None
 
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Eventually(Model):
+    """Retry each check until it passes or ``within_s`` has passed, ``every_s`` apart; every attempt is evidence."""
+
+    within_s: Seconds
+    every_s: Annotated[float, Field(gt=0, le=600)] = 1.0
 
 
 class Target(Model):
@@ -26,6 +30,7 @@ class Target(Model):
     kind: ClassVar[str] = ""
     name: str = ""
     severity: Severity | None = None
+    eventually: Eventually | None = None
 
     @property
     def where(self) -> str:
@@ -33,57 +38,13 @@ class Target(Model):
         return f"{self.kind}.{self.name}"
 
 
-class HealthExpectation(Model):
-    """The runbook's ``curl /health``: expected status, JSON fields (dotted paths) and response time."""
-
-    path: str = "/health"
-    status: int = Field(200, ge=100, le=599)
-    json_fields: dict[str, JsonScalar] = Field(default_factory=dict, alias="json")
-    response_time_ms: Ceiling | None = None
-
-
-# data-store targets live in their own module; imported here, once Target exists, to become sections
+# Each kind's model lives in its own module and subclasses Target above; imported here to become a section.
+from opsproof.environment.backups import BackupTarget  # noqa: E402
 from opsproof.environment.datastores import MysqlTarget, PostgresTarget, RedisTarget  # noqa: E402
-
-
-class HttpTarget(Target):
-    kind: ClassVar[str] = "http"
-    url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")]
-    timeout_s: Seconds = 5.0
-    verify_tls: bool = True
-    headers: dict[str, SecretStr] = Field(default_factory=dict)
-    health: HealthExpectation | None = None
-
-
-# Kinds with larger models live in their own modules; they build on Model and Target above.
+from opsproof.environment.dr import DrScenario  # noqa: E402
 from opsproof.environment.host import HostTarget  # noqa: E402
 from opsproof.environment.kubernetes import KubernetesTarget  # noqa: E402
-DrStep = Literal["stop_api", "stop_database", "lose_cache", "restore_database", "start_cache", "start_api"]
-DrVerification = Literal["api_health", "api_data", "tables_restored", "invariants"]
-
-
-class DrInvariant(Model):
-    """A query returning one number that must stay within bounds after recovery."""
-
-    sql: str
-    min: float | None = None
-    max: float | None = None
-
-
-class DrScenario(Target):
-    """A disaster-recovery drill: what is taken down, how it is recovered, what proves recovery."""
-
-    kind: ClassVar[str] = "dr"
-    sandbox_dir: str = Field(description="state directory of the sandbox the drill acts on")
-    backup_dir: str | None = Field(None, description="where *.dump backups are (default: the sandbox's)")
-    steps: Annotated[list[DrStep], Field(min_length=1)]
-    verify: list[DrVerification] = Field(default_factory=lambda: ["api_health", "tables_restored"])
-    invariants: dict[str, DrInvariant] = Field(default_factory=dict)
-    freshness_sql: str = "SELECT max(created_at) FROM transactions"
-    rto_s: Annotated[float, Field(gt=0)]
-    rpo_s: Annotated[float, Field(ge=0)]
-    healthy_within_s: Seconds = 30.0
-from opsproof.environment.backups import BackupTarget  # noqa: E402 - it subclasses Target above
+from opsproof.environment.web import HttpTarget, PrometheusTarget  # noqa: E402
 
 
 class Environment(Model):
@@ -102,6 +63,7 @@ class Environment(Model):
     waivers_file: str | None = Field(None, description="waivers (default <name>.waivers.yaml beside this file)")
     backups: dict[TargetName, BackupTarget] = Field(default_factory=dict)
     mysql: dict[TargetName, MysqlTarget] = Field(default_factory=dict)
+    prometheus: dict[TargetName, PrometheusTarget] = Field(default_factory=dict)
 
     @field_validator("*", mode="before")
     @classmethod

@@ -68,10 +68,10 @@ class Sandbox:
 
 def components() -> list[tuple[str, Callable[[Sandbox], None]]]:
     """The components ``up`` starts, in order (later ones may use earlier ones' variables)."""
-    from opsproof.sandbox import api, backups, mariadb, postgres, redis
+    from opsproof.sandbox import api, backups, https, mariadb, postgres, redis
 
     return [("postgres", postgres.component), ("redis", redis.component), ("mariadb", mariadb.component),
-            ("backups", backups.component), ("api", api.component)]
+            ("backups", backups.component), ("api", api.component), ("https", https.component)]
 
 
 def load(state_dir: Path | None = None) -> Sandbox | None:

@@ -1,7 +1,12 @@
 """The sandbox's demo API: /health, /ready, /metrics and /v1/wallets, backed by its PostgreSQL and Redis.
 
 Faults are injected through ``/_sandbox/faults`` (sandbox only): ``{"health": "degraded"}``,
-``{"delay_ms": 3000}``, ``{"status": 500}``, ``{"unready": "migrations"}``; DELETE clears them.
+``{"delay_ms": 3000}``, ``{"status": 500}``, ``{"unready": "migrations"}`` (with ``"unready_requests": 3``
+only for the next 3 readiness requests), ``{"missing": "cache"}``, ``{"database": "down"}`` (as /health
+sees it), ``{"content_type": "text/html"}``, ``{"paths": {"/v1/wallets": 500}}`` (one path's status);
+DELETE clears them. Also served: /old-health (301 to /health), /v1/account (needs
+``Bearer $SANDBOX_API_TOKEN`` or basic ``operator``/the token) and /status/payments (an external
+provider's status page, for dependency probes).
 Run as ``python -m opsproof.sandbox.api --port N``; connection settings come from the environment
 (``SANDBOX_PG_DSN``, ``SANDBOX_PG_PASSWORD``, ``SANDBOX_REDIS_URL``, ``SANDBOX_REDIS_PASSWORD``).
 """
@@ -92,7 +97,7 @@ def make_handler(backends: Backends, faults: Faults):
         def _send(self, status: int, body, content_type="application/json"):
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
             self.send_response(status)
-            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Type", faults.settings.get("content_type", content_type))
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -110,15 +115,20 @@ def make_handler(backends: Backends, faults: Faults):
             route = {
                 "/health": self._health, "/ready": self._ready, "/metrics": self._metrics,
                 "/v1/wallets": self._wallets, "/_sandbox/faults": lambda: self._send(200, settings),
+                "/old-health": self._redirect, "/v1/account": self._account,
+                "/status/payments": lambda: self._send(200, {"status": "operational"}),
             }.get(path)
-            if route is None:
+            if path in settings.get("paths", {}):
+                self._send(int(settings["paths"][path]), {"error": "injected fault"})
+            elif route is None:
                 self._send(404, {"error": "not found"})
             else:
                 route()
             LATENCY.labels(path).observe(time.perf_counter() - started)
 
         def _health(self):
-            database, cache = backends.database(), backends.cache()
+            database = backends.database() and faults.settings.get("database") != "down"
+            cache = backends.cache()
             DB_UP.set(int(database))
             CACHE_UP.set(int(cache))
             healthy = database and cache and faults.settings.get("health") != "degraded"
@@ -136,10 +146,38 @@ def make_handler(backends: Backends, faults: Faults):
                 "migrations": {"ready": True},
             }
             unready = faults.settings.get("unready")
+            remaining = faults.settings.get("unready_requests")  # warm-up: unready for this many more requests
+            if remaining is not None:
+                unready = unready if remaining > 0 else None
+                faults.settings["unready_requests"] = max(0, remaining - 1)
             if unready in components:
                 components[unready] = {"ready": False, "reason": "injected fault"}
+            components.pop(faults.settings.get("missing"), None)
             ready = all(c["ready"] for c in components.values())
             self._send(200 if ready else 503, {"ready": ready, "checks": components})
+
+        def _redirect(self):
+            self.send_response(301)
+            self.send_header("Location", "/health")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            REQUESTS.labels("/old-health", "301").inc()
+
+        def _account(self):
+            import base64
+
+            token = os.environ.get("SANDBOX_API_TOKEN") or ""
+            basic = base64.b64encode(f"operator:{token}".encode()).decode()
+            given = self.headers.get("Authorization", "")
+            if token and given in (f"Bearer {token}", f"Basic {basic}"):
+                self._send(200, {"account": "operator", "scheme": given.split()[0]})
+            else:
+                self._send(401, {"error": "unauthorised"})
+
+        def do_HEAD(self):
+            self.send_response(200 if self.path.split("?")[0] in ("/health", "/v1/wallets") else 404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
         def _metrics(self):
             self._send(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
@@ -169,15 +207,18 @@ def make_handler(backends: Backends, faults: Faults):
 
 def component(box) -> None:
     """Sandbox component: this API as a process of its own, reading connection settings from its environment."""
+    import secrets
     from pathlib import Path
 
     from opsproof.sandbox.processes import SandboxError, free_port, wait_for_port
 
     port = free_port()
     box.variables["SANDBOX_API_URL"] = f"http://127.0.0.1:{port}"
+    box.variables["SANDBOX_API_TOKEN"] = secrets.token_hex(16)
     log_path = Path(box.state_dir) / "api.log"
     env = {**os.environ, **{k: box.variables[k] for k in (
-        "SANDBOX_PG_DSN", "SANDBOX_PG_PASSWORD", "SANDBOX_REDIS_URL", "SANDBOX_REDIS_PASSWORD")}}
+        "SANDBOX_PG_DSN", "SANDBOX_PG_PASSWORD", "SANDBOX_REDIS_URL", "SANDBOX_REDIS_PASSWORD",
+        "SANDBOX_API_TOKEN")}}
     with open(log_path, "ab") as log:
         process = subprocess.Popen([sys.executable, "-m", "opsproof.sandbox.api", "--port", str(port)],
                                    env=env, stdout=log, stderr=log, start_new_session=True, cwd=box.state_dir)
@@ -190,7 +231,9 @@ def component(box) -> None:
 
 
 def serve(port: int) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(Backends(), Faults()))
+    backends = Backends()
+    backends.database(), backends.cache()  # connect before listening: the first /health is not a cold start
+    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(backends, Faults()))
     server.daemon_threads = True
     server.serve_forever()
 

@@ -1,0 +1,95 @@
+"""Metrics probes: a target's Prometheus text exposition, and instant PromQL queries against Prometheus.
+
+>>> scraped = scrape(HttpProbe("http://127.0.0.1:8080", 2), "/metrics")    # doctest: +SKIP
+>>> scraped.total('errors_total{status="500"}')                            # doctest: +SKIP
+0.0
+>>> PrometheusProbe("http://prometheus:9090", 3).query("sum(up)")          # doctest: +SKIP
+{'value': 3.0, 'series': 1, 'labels': {}}
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from opsproof.environment.web import parse_selector
+from opsproof.errors import ProbeError, first_line
+
+
+@dataclass(frozen=True)
+class Scrape:
+    samples: tuple[tuple[str, dict, float], ...]  # (sample name, labels, value)
+
+    def matching(self, selector: str) -> list[float]:
+        name, labels = parse_selector(selector)
+        return [value for sample, sample_labels, value in self.samples
+                if sample == name and all(sample_labels.get(k) == v for k, v in labels.items())]
+
+    def total(self, selector: str) -> float:
+        """The sum of every series the selector matches; 0 when none exists yet (a counter not yet incremented)."""
+        return float(sum(self.matching(selector)))
+
+    def gauge(self, selector: str) -> float:
+        values = self.matching(selector)
+        if not values:
+            raise ProbeError(f"no series {selector} in the metrics")
+        return float(sum(values))
+
+
+def parse(text: str) -> Scrape:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        samples = tuple((s.name, dict(s.labels), float(s.value))
+                        for family in text_string_to_metric_families(text) for s in family.samples)
+    except ValueError as error:
+        raise ProbeError(f"not Prometheus text exposition: {first_line(error)}") from None
+    return Scrape(samples)
+
+
+def scrape(probe, path: str) -> Scrape:
+    """GET ``path`` on an HttpProbe and parse it."""
+    response = probe.get(path)
+    if response.status_code != 200:
+        raise ProbeError(f"GET {path}: status {response.status_code}")
+    return parse(response.text)
+
+
+def error_ratio(probe, path: str, ratio) -> dict:
+    """Errors as a percentage of requests between two scrapes ``ratio.gap_s`` apart."""
+    first = scrape(probe, path)
+    time.sleep(ratio.gap_s)
+    second = scrape(probe, path)
+    errors = second.total(ratio.errors) - first.total(ratio.errors)
+    requests = second.total(ratio.total) - first.total(ratio.total)
+    return {"gap_s": ratio.gap_s, "errors_delta": errors, "requests_delta": requests,
+            "error_ratio_pct": 100 * errors / requests if requests > 0 else 0.0}
+
+
+class PrometheusProbe:
+    """Instant queries against a Prometheus HTTP API (``/api/v1/query``), each bounded by ``timeout_s``."""
+
+    def __init__(self, url: str, timeout_s: float):
+        from opsproof.http import HttpProbe
+
+        self.timeout_s = timeout_s
+        self._http = HttpProbe(url, timeout_s)
+
+    def query(self, promql: str) -> dict:
+        """The first series' value of an instant vector (or a scalar); an empty result cannot be judged."""
+        from urllib.parse import urlencode
+
+        response = self._http.get(f"/api/v1/query?{urlencode({'query': promql})}")
+        body = response.json if isinstance(response.json, dict) else {}
+        if response.status_code != 200 or body.get("status") != "success":
+            raise ProbeError(f"query {promql!r}: {body.get('error') or f'status {response.status_code}'}")
+        data = body.get("data", {})
+        if data.get("resultType") == "scalar":
+            return {"value": float(data["result"][1]), "series": 1, "labels": {}}
+        result = data.get("result", [])
+        if not result:
+            raise ProbeError(f"query {promql!r} returned no series")
+        return {"value": float(result[0]["value"][1]), "series": len(result), "labels": result[0].get("metric", {})}
+
+    def close(self) -> None:
+        self._http.close()
