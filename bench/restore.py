@@ -50,7 +50,7 @@ def drill_in_process(environment) -> float:
     started = time.perf_counter()
     record = BackupProbe(environment.backups[SET], environment).drill()
     elapsed = time.perf_counter() - started
-    if record["outcome"] != "SUCCESSFUL" or not record["cleanup_confirmed"]:
+    if record["outcome"] != "passed" or not record["cleanup_confirmed"]:
         sys.exit(f"the drill did not pass: {record}")
     return elapsed
 

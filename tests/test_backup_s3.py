@@ -82,6 +82,6 @@ def test_backups_in_s3_pass_nightly_checks_and_the_drill(sandbox, s3_endpoint, b
     assert run.record("test_latest_backup_exists", "s3-empty")["message"] == (
         "latest_backup ('none') != 'none' on backups.s3-empty")
     drill = run.record("test_latest_backup_restores_and_verifies_within_rto", "s3-custom")["drill"]
-    assert drill["outcome"] == "SUCCESSFUL" and drill["cleanup_confirmed"] and drill["backup_id"].endswith(".dump")
+    assert drill["outcome"] == "passed" and drill["cleanup_confirmed"] and drill["backup_id"].endswith(".dump")
     assert "test-secret-key" not in (run.run_dir / "results.json").read_text()
     assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("opsproof-drill-*"))

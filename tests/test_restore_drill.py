@@ -75,7 +75,7 @@ def test_drill_restores_custom_and_plain_dumps_and_records_it(sandbox, tmp_path,
     assert custom["outcome"] == plain["outcome"] == "passed"
     record = plain["drill"]
     assert set(record) == DRILL_KEYS
-    assert record["kind"] == "restore" and record["outcome"] == "SUCCESSFUL" and record["cleanup_confirmed"] is True
+    assert record["kind"] == "restore" and record["outcome"] == "passed" and record["cleanup_confirmed"] is True
     assert record["backup_set"] == "plain" and record["backup_id"] == source.name
     assert record["target"] == f"127.0.0.1:{sandbox.pg_port}/drill_plain"
     assert record["rto_target_s"] == 300 and 0 < record["rto_achieved_s"] < 300
@@ -128,7 +128,7 @@ def test_drill_fails_on_restore_error_missing_table_low_rows_and_rto(sandbox, tm
     for name in sets:
         record = drill_of(run, name)
         assert record["outcome"] == "failed" and record["gating"]
-        assert record["drill"]["outcome"] == "FAILED" and record["drill"]["cleanup_confirmed"] is True
+        assert record["drill"]["outcome"] == "failed" and record["drill"]["cleanup_confirmed"] is True
     assert not {"drill_error", "drill_mt", "drill_lr", "drill_fr", "drill_rto"} & databases(sandbox)
 
 

@@ -114,7 +114,7 @@ class Drill:
                   "target": None, "started_at": _utc(started_at), "finished_at": None,
                   "rto_target_s": backup.rto, "rto_achieved_s": None,
                   "rpo_target_s": backup.rpo, "rpo_achieved_s": None,
-                  "verifications": self.verifications, "cleanup_confirmed": False, "outcome": "FAILED"}
+                  "verifications": self.verifications, "cleanup_confirmed": False, "outcome": "failed"}
         host, port, database = endpoint(into.dsn)
         record["target"] = f"{host}:{port}/{database}"
         files = self.location.files()
@@ -139,9 +139,9 @@ class Drill:
                     self.verify("rpo_achieved_s", record["rpo_achieved_s"], "<=", backup.rpo)
             record["rto_achieved_s"] = round(time.monotonic() - started, 3)
             self.verify("rto_achieved_s", record["rto_achieved_s"], "<=", backup.rto)
-            record["outcome"] = "SUCCESSFUL" if all(v["verdict"] == "ok" for v in self.verifications) else "FAILED"
+            record["outcome"] = "passed" if all(v["verdict"] == "ok" for v in self.verifications) else "failed"
         except BaseException as error:
-            record["outcome"] = "INTERRUPTED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+            record["outcome"] = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
             record["error"] = first_line(error)
             raise
         finally:
