@@ -2,9 +2,10 @@
 
 import pytest
 
-pytestmark = [pytest.mark.smoke, pytest.mark.nightly]
+pytestmark = [pytest.mark.nightly]
 
 
+@pytest.mark.smoke
 @pytest.mark.p1
 def test_metrics_counters_within_threshold(http_target, metrics_scrape, evidence):
     counters = http_target.metrics.counters
@@ -14,6 +15,7 @@ def test_metrics_counters_within_threshold(http_target, metrics_scrape, evidence
         evidence.within(selector, metrics_scrape.total(selector), threshold)
 
 
+@pytest.mark.smoke
 @pytest.mark.p2
 def test_metrics_gauges_within_threshold(http_target, metrics_scrape, evidence):
     gauges = http_target.metrics.gauges
@@ -29,11 +31,13 @@ def test_metrics_gauges_within_threshold(http_target, metrics_scrape, evidence):
 
 @pytest.mark.p1
 def test_metrics_error_ratio_within_threshold(http_target, error_ratio, evidence):
+    """Nightly only: it waits gap_s between two scrapes, which a smoke gate should not spend."""
     for measure in ("gap_s", "errors_delta", "requests_delta"):
         evidence.record(measure, error_ratio[measure])
     evidence.within("error_ratio_pct", error_ratio["error_ratio_pct"], http_target.metrics.error_ratio.pct)
 
 
+@pytest.mark.smoke
 @pytest.mark.p1
 def test_promql_query_within_threshold(prom_query, prom_value, evidence):
     evidence.record(f"{prom_query.name}.series", prom_value["series"])

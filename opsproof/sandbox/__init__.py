@@ -88,13 +88,15 @@ def up(state_dir: Path | None = None) -> Sandbox:
     """Start everything (or return the running sandbox); on any failure, stop what was started."""
     state_dir = Path(state_dir or default_state_dir()).resolve()
     running = load(state_dir)
-    if running and running.processes and all(alive(pid) for pid in running.pids().values()):
+    wanted = [name for name, _ in components()]
+    if (running and running.details.get("components") == wanted
+            and all(alive(pid) for pid in running.pids().values())):
         return running
-    if running:
+    if running:  # stopped, half-dead, or started by an older opsproof with other components
         down(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(state_dir, 0o700)
-    box = Sandbox(state_dir=str(state_dir))
+    box = Sandbox(state_dir=str(state_dir), details={"components": wanted})
     box.variables["SANDBOX_STATE_DIR"] = str(state_dir)  # where drills find the processes to take down
     try:
         for _, start in components():
