@@ -96,27 +96,42 @@ def cmd_sandbox(args: argparse.Namespace, extra: list[str]) -> int:
     return EXIT_OK
 
 
+def _tier(env_name: str) -> str | None:
+    from opsproof.environment import find_environment, load_environment
+
+    try:
+        return load_environment(find_environment(env_name, project_root() / "environments")).environment.tier
+    except ConfigError:
+        return None  # the runs themselves will report the file's problem
+
+
 def cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
     """Sandbox up, every suite against ``local``, where the reports are, sandbox down."""
     from opsproof import sandbox
 
     args.env = args.env or "local"
     root = project_root()
-    print("opsproof demo: starting the sandbox (PostgreSQL, Redis, demo API)...", flush=True)
+    running = sandbox.status()
+    already_up = bool(running) and all(line.startswith("running") for line in running.values())
+    print("opsproof demo: starting the sandbox (PostgreSQL, Redis, MariaDB, demo API, HTTPS, backups)...", flush=True)
     sandbox.up()
     results = {}
     try:
+        drills_allowed = _tier(args.env) == "sandbox"  # the drills act on the sandbox only, never elsewhere
         for suite in SUITES:
             print(f"\n=== opsproof run --env {args.env} --suite {suite} ===", flush=True)
-            destructive = ["--allow-destructive"] if suite in ("backup", "dr") else []  # the sandbox is scratch
+            destructive = ["--allow-destructive"] if drills_allowed and suite in ("backup", "dr") else []
             command = [sys.executable, "-m", "pytest", *_pytest_args(args, suite), "-q", *destructive, *extra]
             code = subprocess.call(command, cwd=root)
             results[suite] = "no checks yet" if code == 5 else ("PASS" if code == 0 else f"exit {code}")
             if code == EXIT_INTERRUPTED:
                 break
     finally:
-        print("\nopsproof demo: stopping the sandbox", flush=True)
-        sandbox.down()
+        if already_up:
+            print("\nopsproof demo: leaving the sandbox up (it was running before the demo)", flush=True)
+        else:
+            print("\nopsproof demo: stopping the sandbox", flush=True)
+            sandbox.down()
     print(f"\n=== opsproof readiness --env {args.env} ===", flush=True)
     cmd_readiness(argparse.Namespace(env=args.env, since=None, format="html", output=None,
                                      reports_dir=args.reports_dir), [])
@@ -166,14 +181,15 @@ def cmd_readiness(args: argparse.Namespace, extra: list[str]) -> int:
     from opsproof.readiness import compose, render
 
     try:
-        settings, env_file, history_file = _history_of(args)
         since = date.fromisoformat(args.since) if args.since else None
+    except ValueError as error:
+        print(f"opsproof: --since: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        settings, env_file, history_file = _history_of(args)
         document = compose(settings, env_file, history_file, since)
     except ConfigError as error:
         print(f"opsproof: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except ValueError as error:
-        print(f"opsproof: --since: {error}", file=sys.stderr)
         return EXIT_USAGE
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     output = Path(args.output) if args.output else history_file.parent / f"readiness-{stamp}.{args.format}"

@@ -100,7 +100,7 @@ class DrDrill:
         record["cleanup_confirmed"] = not any(alive(pid) for pid in self.replaced_pids)
         within = (record["rto_achieved_s"] is not None and record["rto_achieved_s"] <= record["rto_target_s"]
                   and record["rpo_achieved_s"] is not None and record["rpo_achieved_s"] <= record["rpo_target_s"])
-        record["outcome"] = "passed" if failed_step is None and within else "failed"
+        record["outcome"] = "passed" if failed_step is None and within and record["cleanup_confirmed"] else "failed"
         return record
 
     def _prepare(self) -> dict:

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from collections.abc import Callable, Mapping
 from urllib.parse import quote, unquote, urlsplit
@@ -59,7 +61,9 @@ class Redactor:
     def register(self, value: str | None) -> None:
         if not value or len(value) < MIN_SECRET_LENGTH:
             return
-        forms = {value, quote(value, safe=""), quote(value)}
+        # as written, URL-encoded, and escaped the way HTML, XML and JSON reports write it
+        forms = {value, quote(value, safe=""), quote(value), html.escape(value), html.escape(value, quote=False),
+                 json.dumps(value)[1:-1]}
         if not forms <= self._secrets:
             self._secrets |= forms
             ordered = sorted(self._secrets, key=len, reverse=True)

@@ -239,3 +239,58 @@ def test_interrupted_run_still_writes_reports(pytester):
     assert data["interrupted"] is True and data["exit_code"] == 2
     (run_dir,) = [p for p in (pytester.path / "reports" / "unit").iterdir() if p.is_dir()]  # beside history.jsonl
     assert (run_dir / "junit.xml").exists() and (run_dir / "report.html").exists()
+
+
+# --- review fixes: what a check cannot judge, suite narrowing, collect-only, secrets in skip reasons -------
+
+def test_check_without_a_configured_threshold_skips_instead_of_passing(pytester):
+    make_project(pytester, """
+        import pytest
+        @pytest.mark.p1
+        def test_latency(http_target, evidence):
+            evidence.judge("p95_latency_ms", 120.0, None)
+    """)
+    assert run(pytester, "--env", "unit").ret == 0
+    record = results(pytester)["checks"][0]
+    assert record["outcome"] == "skipped"
+    assert record["message"] == "http.api sets no p95_latency_ms threshold (measured 120.0)"
+
+
+def test_suite_and_marker_expression_narrow_together(pytester):
+    make_project(pytester, """
+        import pytest
+        @pytest.mark.smoke
+        @pytest.mark.p0
+        def test_smoke_p0(http_target): pass
+        @pytest.mark.nightly
+        @pytest.mark.p0
+        def test_nightly_p0(http_target): pass
+    """)
+    result = run(pytester, "--env", "unit", "--suite", "smoke", "-m", "p0", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*test_smoke_p0[[]api[]]"])
+    assert "test_nightly_p0" not in result.stdout.str()
+
+
+def test_collect_only_writes_no_run_and_no_history(pytester):
+    make_project(pytester, "def test_nothing(http_target): pass\n")
+    assert run(pytester, "--env", "unit", "--collect-only").ret == 0
+    assert not (pytester.path / "reports").exists()
+
+
+def test_secret_in_a_skip_reason_is_scrubbed_in_every_report(pytester, monkeypatch):
+    secret = 'canary-t&k<n"9'  # HTML, XML and JSON each escape it differently
+    monkeypatch.setenv("CANARY_TOKEN", secret)
+    env = 'tier: staging\nhttp:\n  api: {url: "http://127.0.0.1:9/", headers: {Authorization: "${CANARY_TOKEN}"}}\n'
+    make_project(pytester, """
+        import pytest
+        def test_skips(http_target):
+            pytest.skip("token " + http_target.headers["Authorization"].get_secret_value())
+    """, env=env)
+    result = run(pytester, "--env", "unit", "-rA")
+    output = result.stdout.str() + result.stderr.str()
+    assert secret not in output and "token ***" in output
+    forms = (secret, "canary-t&amp;k&lt;n&quot;9", 'canary-t&k<n\\"9')
+    for path in (pytester.path / "reports").rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert not any(form in text for form in forms), path

@@ -117,11 +117,12 @@ class BackupProbe:
 
         return refusal(self.environment, self.target, self.source_dsn())
 
-    def drill(self) -> dict:
+    def drill(self, on_record=None) -> dict:
+        """Run the restore drill; ``on_record(record)`` gets the record even when the drill raises."""
         from opsproof.backups.restore import Drill
 
         into = self.target.restore_into
-        return Drill(self.target, self.location, _secret(into.password)).run()
+        return Drill(self.target, self.location, _secret(into.password)).run(on_record)
 
     def close(self) -> None:
         if self._fetch_dir is not None:

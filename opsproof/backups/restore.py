@@ -107,7 +107,8 @@ class Drill:
                     newest = stamp
         return newest
 
-    def run(self) -> dict:
+    def run(self, on_record=None) -> dict:
+        """Restore, verify, clean up; the record's outcome is "passed" only with cleanup confirmed."""
         backup, into = self.backup, self.backup.restore_into
         started_at, started = self.now(), time.monotonic()
         record = {"kind": "restore", "backup_set": backup.name, "backup_id": None, "backup_time": None,
@@ -148,6 +149,10 @@ class Drill:
             record["cleanup_confirmed"] = self._clean_up(scratch)
             record["finished_at"] = _utc(self.now())
             shutil.rmtree(fetch_dir, ignore_errors=True)  # our own folder: a local backup is read in place
+            if record["outcome"] == "passed" and not record["cleanup_confirmed"]:
+                record["outcome"] = "failed"
+            if on_record is not None:
+                on_record(record)  # a drill that raised still leaves its record for the readiness report
         return record
 
     def _clean_up(self, scratch) -> bool:

@@ -39,6 +39,9 @@ def _feed(command: list[str], env: dict, source: Path, gzipped: bool, timeout_s:
     errors: list[bytes] = []
     drain = threading.Thread(target=lambda: errors.append(process.stderr.read()), daemon=True)
     drain.start()  # a chatty client must not block on a full stderr pipe while we write its stdin
+    watchdog = threading.Timer(timeout_s, process.kill)  # a client that stops reading must not hang the write
+    watchdog.daemon = True
+    watchdog.start()
     try:
         opener = gzip.open if gzipped else open
         with opener(source, "rb") as handle:
@@ -57,6 +60,7 @@ def _feed(command: list[str], env: dict, source: Path, gzipped: bool, timeout_s:
             pass
     try:
         process.wait(timeout=timeout_s)
+        watchdog.cancel()
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()

@@ -84,7 +84,7 @@ def compose(settings: dict, env_file: Path, history_file: Path, since: date | No
     check = history.verify(history_file)
     records = history.read(history_file)
     loaded = [(r, _results(base, r)) for r in records]
-    in_period = [(r, res) for r, res in loaded if _when(r["started_at"]).date() >= since]
+    in_period = [(r, res) for r, res in loaded if _started_on_or_after(r, since)]
 
     suites = []
     order = {name: n for n, name in enumerate(SUITES)}
@@ -199,3 +199,11 @@ def _controls(checks: dict, drills: dict, suites: list[dict], now: datetime) -> 
         rows.append({**control, "status": status, "evidence": [f"{c['id']}: {c['outcome']}" for c in evidence],
                      "fresh_drills": fresh_drills, "suite_runs": runs})
     return rows
+
+
+def _started_on_or_after(record: dict, since) -> bool:
+    """A record whose start time is missing or unreadable is left out (history verify names it)."""
+    try:
+        return _when(record["started_at"]).date() >= since
+    except (KeyError, TypeError, ValueError):
+        return False
