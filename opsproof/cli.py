@@ -50,7 +50,12 @@ def _pytest_args(args: argparse.Namespace, suite: str | None) -> list[str]:
 def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     import pytest
 
-    return int(pytest.main(_pytest_args(args, args.suite) + extra))
+    code = int(pytest.main(_pytest_args(args, args.suite) + extra))
+    if code == int(pytest.ExitCode.NO_TESTS_COLLECTED):
+        print(f"opsproof: no checks selected (suite {args.suite or 'all'}, {' '.join(extra) or 'no filters'})",
+              file=sys.stderr)
+        return EXIT_USAGE
+    return code
 
 
 def cmd_validate(args: argparse.Namespace, extra: list[str]) -> int:

@@ -113,6 +113,8 @@ def test_severity_is_target_then_marker_then_environment(pytester):
     run(pytester, "--env", "unit", "-m", "p3", "--collect-only", "-q").stdout.fnmatch_lines(
         ["*test_marked[[]web[]]", "*test_unmarked[[]web[]]"]
     )
+    p0_only = run(pytester, "--env", "unit", "-m", "p0", "--collect-only", "-q").stdout.str()
+    assert "test_marked[api]" in p0_only and "test_marked[web]" not in p0_only  # web demoted it to p3
 
 
 # --- outcomes and the gate ----------------------------------------------------------------------------

@@ -181,3 +181,28 @@ def test_report_after_the_demo_opens_in_chromium_without_script_errors(tmp_path)
     assert ("open checks/test_http.py::test_health_responds_within* sandbox API shares 2 cores with the test suite; "
             "response time is noisy under load Demo Approver (SRE lead) OPS-101 2026-11-01 2027-11-01") in text
     assert "What is missing" in text and "demo-test" in text
+
+
+def test_failed_drill_of_one_backup_set_is_not_hidden_by_a_passed_one_in_the_same_run(project):
+    env_file, path = project
+    when = NOW - timedelta(days=1)
+    failed = {**drill("restore", when, "failed"), "backup_set": "ledger"}
+    add_run(path.parent.parent, when, "backup", [check("test_restores[nightly]", drill=drill("restore", when)),
+                                                 check("test_restores[ledger]", "failed", drill=failed)])
+    doc = doc_for(project)
+    assert doc["drills"]["restore"]["backup_set"] == "ledger"
+    assert "the latest restore drill did not pass (failed)" in doc["missing"]
+
+
+def test_history_line_without_a_start_time_is_reported_not_a_crash(project, capsys):
+    from opsproof.cli import main
+
+    env_file, path = project
+    lines = path.read_text().splitlines()
+    record = json.loads(lines[-1])
+    del record["started_at"]
+    path.write_text("\n".join(lines[:-1] + [json.dumps(record)]) + "\n")
+    assert main(["readiness", "--env", str(env_file), "--reports-dir", str(path.parent.parent),
+                 "--output", str(path.parent / "r.md"), "--format", "md"]) == 1
+    out = capsys.readouterr()
+    assert "history verification FAILED" in out.out and "Traceback" not in out.err

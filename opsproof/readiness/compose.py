@@ -101,11 +101,15 @@ def compose(settings: dict, env_file: Path, history_file: Path, since: date | No
     waived_ids: set[str] = set()
     for record, results in loaded:
         for result in (results or {}).get("checks", []):
-            if result.get("drill") and result["drill"].get("kind") in ("restore", "dr"):
-                drills[result["drill"]["kind"]] = {**dict.fromkeys(DRILL_FIELDS), "verifications": [], "steps": [],
+            kind = (result.get("drill") or {}).get("kind")
+            shown = drills.get(kind)
+            # the latest run's drill of each kind; of several in one run (several backup sets), a failed one
+            if kind in ("restore", "dr") and (shown is None or shown["run_id"] != record["run_id"]
+                                              or shown.get("outcome") == "passed"):
+                drills[kind] = {**dict.fromkeys(DRILL_FIELDS), "verifications": [], "steps": [],
                                                    **result["drill"], "run_id": record["run_id"], "check": result["id"],
                                                    "check_outcome": result["outcome"]}
-            if _when(record["started_at"]).date() < since:
+            if not _started_on_or_after(record, since):
                 continue
             if result.get("waiver"):
                 waived_ids.add(result["waiver"]["check"])
