@@ -19,6 +19,7 @@ from opsproof.errors import ProbeError, first_line
 @dataclass(frozen=True)
 class Scrape:
     samples: tuple[tuple[str, dict, float], ...]  # (sample name, labels, value)
+    families: frozenset[str] = frozenset()  # every metric declared, with or without samples yet
 
     def matching(self, selector: str) -> list[float]:
         name, labels = parse_selector(selector)
@@ -26,7 +27,13 @@ class Scrape:
                 if sample == name and all(sample_labels.get(k) == v for k, v in labels.items())]
 
     def total(self, selector: str) -> float:
-        """The sum of every series the selector matches; 0 when none exists yet (a counter not yet incremented)."""
+        """The sum of every series the selector matches; 0 when the metric is declared but that series has
+        not been incremented yet. A metric the target does not declare at all (a typo, a rename) cannot
+        be judged: that is a ProbeError, not a reassuring 0."""
+        name, _ = parse_selector(selector)
+        declared = {name, name.removesuffix("_total")} & self.families
+        if not declared and not any(sample == name for sample, _, _ in self.samples):
+            raise ProbeError(f"no metric {name} in the metrics")
         return float(sum(self.matching(selector)))
 
     def gauge(self, selector: str) -> float:
@@ -40,11 +47,11 @@ def parse(text: str) -> Scrape:
     from prometheus_client.parser import text_string_to_metric_families
 
     try:
-        samples = tuple((s.name, dict(s.labels), float(s.value))
-                        for family in text_string_to_metric_families(text) for s in family.samples)
+        families = list(text_string_to_metric_families(text))
     except ValueError as error:
         raise ProbeError(f"not Prometheus text exposition: {first_line(error)}") from None
-    return Scrape(samples)
+    samples = tuple((s.name, dict(s.labels), float(s.value)) for family in families for s in family.samples)
+    return Scrape(samples, frozenset(family.name for family in families))
 
 
 def scrape(probe, path: str) -> Scrape:

@@ -122,3 +122,13 @@ def test_rising_errors_fail_counters_ratio_and_promql(write_env, run_checks, fre
     assert failed["test_metrics_error_ratio_within_threshold"].endswith(") <= 5 on http.fresh (crit)")
     assert failed["test_promql_query_within_threshold"].startswith("errors_500 (")
     assert failed["test_promql_query_within_threshold"].endswith(") <= 0 on prometheus.main (crit)")
+
+
+def test_counter_the_target_does_not_declare_errors_instead_of_reading_zero(write_env, run_checks, fresh_api,
+                                                                               prometheus):
+    environment = metrics_environment(fresh_api, prometheus)
+    environment["http"]["fresh"]["metrics"]["counters"] = {'erors_total{status="500"}': {"warn": 0, "crit": 5}}
+    run = run_checks(write_env(environment), "-k", "counters")
+    record = run.record("test_metrics_counters_within_threshold")
+    assert run.ret == 1 and record["outcome"] == "error"
+    assert record["message"] == "could not measure on http.fresh: no metric erors_total in the metrics"
