@@ -68,3 +68,16 @@ def test_wrong_backup_sets_are_rejected_with_the_key_path(tmp_path, spec, key_pa
     with pytest.raises(ConfigError) as error:
         load(tmp_path, f"  db: {spec}\n")
     assert (error.value.key_path, error.value.problem) == (key_path, problem)
+
+
+def test_two_backup_sets_restoring_into_one_scratch_database_are_rejected(tmp_path):
+    import yaml
+
+    into = {"dsn": "postgresql://restore@scratch:5432/drill", "scratch": True}
+    sets = {name: {"of": "postgres.main", "location": "/backups/*.dump", "format": "pg_custom", "rpo": "24h",
+                   "rto": "1h", "restore_into": into} for name in ("nightly", "weekly")}
+    path = tmp_path / "staging.yaml"
+    path.write_text(yaml.safe_dump({"tier": "staging", "postgres": {"main": {"dsn": "postgresql://bot@db/app"}},
+                                    "backups": sets}))
+    with pytest.raises(ConfigError, match="backups.weekly.restore_into: the same scratch database as backups.nightly"):
+        load_environment(path, {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationInfo, field_validator,
                       model_validator)
@@ -90,6 +91,16 @@ class Environment(Model):
             kind, _, name = backup.of.partition(".")
             if name not in (getattr(self, kind, None) or {}):
                 raise ValueError(f"backups.{backup.name}.of: {backup.of} is not a target in this environment")
+        scratch_users: dict[tuple, str] = {}
+        for backup in self.backups.values():  # two drills dropping one scratch database would collide
+            if backup.restore_into is None:
+                continue
+            where = urlsplit(backup.restore_into.dsn)
+            database = (where.hostname, where.port, where.path)
+            if database in scratch_users:
+                raise ValueError(f"backups.{backup.name}.restore_into: the same scratch database as "
+                                 f"backups.{scratch_users[database]}")
+            scratch_users[database] = backup.name
         return self
 
     def targets(self, kind: str) -> dict[str, Target]:
