@@ -43,7 +43,7 @@ def _pytest_args(args: argparse.Namespace, suite: str | None) -> list[str]:
     if args.reports_dir:
         command += ["--reports-dir", str(Path(args.reports_dir).resolve())]
     if args.workers:
-        command += ["-n", str(args.workers)]
+        command += ["-n", str(args.workers), "--dist", "loadgroup"]  # a drill's checks share one worker
     return command
 
 
