@@ -7,10 +7,11 @@ import pytest
 pytestmark = [pytest.mark.nightly, pytest.mark.backup]
 
 FILE_FORMATS = ("pg_custom", "pg_plain", "pg_plain_gz", "mysqldump_gz", "redis_rdb")
+LOCATION_FORMATS = (*FILE_FORMATS, "pg_basebackup")  # listed at a location: base backups are directories
 
 
 @pytest.mark.p0
-@pytest.mark.formats(*FILE_FORMATS)
+@pytest.mark.formats(*LOCATION_FORMATS)
 def test_latest_backup_exists(backups_target, backups, evidence):
     latest = backups.latest()
     evidence.record("backups_found", len(backups.files()))
@@ -18,7 +19,7 @@ def test_latest_backup_exists(backups_target, backups, evidence):
 
 
 @pytest.mark.p0
-@pytest.mark.formats(*FILE_FORMATS)
+@pytest.mark.formats(*LOCATION_FORMATS)
 def test_latest_backup_within_rpo(backups_target, backups, evidence):
     latest = backups.require_latest()
     evidence.record("backup_id", latest.name)
@@ -62,6 +63,14 @@ def test_latest_dump_has_closing_marker(backups_target, backups, evidence):
 @pytest.mark.formats("pg_custom")
 def test_latest_custom_dump_reads_through(backups_target, backups, evidence):
     evidence.expect("pg_restore_read", backups.custom_dump_read(backups.require_latest()), "==", "readable")
+
+
+@pytest.mark.p0
+@pytest.mark.formats("pg_basebackup")
+def test_latest_base_backup_passes_pg_verifybackup(backups_target, backups, evidence):
+    latest = backups.require_latest()
+    evidence.record("backup_id", latest.name)
+    evidence.expect("pg_verifybackup", backups.verify_base_backup(latest), "==", "ok")
 
 
 @pytest.mark.p0

@@ -56,6 +56,10 @@ def test_a_full_backup_set_loads_with_secrets_registered(tmp_path):
      "'a day' is not a duration like 24h, 30m, 1h30m or 7d"),
     ("{of: postgres.main, format: pgbackrest, rpo: 24h, rto: 1h}", "backups.db",
      "format pgbackrest needs a pgbackrest: {stanza: ...} section"),
+    ("{of: postgres.main, format: barman, rpo: 24h, rto: 1h}", "backups.db",
+     "format barman needs a barman: {server: ...} section"),
+    ("{of: postgres.main, format: pg_basebackup, location: 's3://b/base_*', rpo: 24h, rto: 1h}", "backups.db",
+     "format pg_basebackup verifies a local (or mounted) directory, not s3://"),
     ("{of: postgres.main, format: pg_custom, rpo: 24h, rto: 1h}", "backups.db",
      "format pg_custom needs a location (directory glob or s3:// URL)"),
     ("{of: redis.cache, format: redis_rdb, location: /b/*.rdb, rpo: 24h, rto: 1h, restore_into: "

@@ -36,7 +36,8 @@ class BackupProbe:
     def files(self) -> list[BackupFile]:
         """The set's backups, oldest first (listed once per run)."""
         if self._files is None:
-            self._files = self.location.files()
+            physical = self.target.format == "pg_basebackup"
+            self._files = self.location.directories() if physical else self.location.files()
         return self._files
 
     def latest(self) -> BackupFile | None:
@@ -95,12 +96,24 @@ class BackupProbe:
     def rdb_check(self, backup: BackupFile) -> str:
         return formats.rdb_check(self.local_copy(backup))
 
+    def verify_base_backup(self, backup: BackupFile) -> str:
+        from opsproof.backups.verify_physical import verify_base_backup
+
+        settings = self.target.basebackup
+        return verify_base_backup(Path(backup.ref), settings.wal_included, settings.timeout_s)
+
     # --- pgBackRest ----------------------------------------------------------------------------
     def pgbackrest(self):
         from opsproof.backups.pgbackrest import PgBackRest
 
         settings = self.target.pgbackrest
         return PgBackRest(settings.stanza, settings.config, settings.timeout_s)
+
+    def barman(self):
+        from opsproof.backups.barman import Barman
+
+        settings = self.target.barman
+        return Barman(settings.server, settings.config, settings.timeout_s)
 
     # --- restore drill -------------------------------------------------------------------------
     def source_dsn(self) -> str | None:

@@ -46,6 +46,21 @@ class LocalLocation:
                 found.append(BackupFile(os.path.basename(path), path, stat.st_size, modified))
         return sorted(found, key=lambda f: (f.modified_at, f.name))
 
+    def directories(self) -> list[BackupFile]:
+        """Directories matching the glob (base backups), oldest first; the time is that of the
+        ``backup_manifest`` pg_basebackup writes last, else the directory's; size is not summed (0)."""
+        found = []
+        for path in glob.glob(self.pattern):
+            manifest = os.path.join(path, "backup_manifest")
+            try:
+                stat = os.stat(manifest if os.path.isfile(manifest) else path)
+            except OSError:
+                continue
+            if os.path.isdir(path):
+                modified = datetime.fromtimestamp(stat.st_mtime, timezone.utc)
+                found.append(BackupFile(os.path.basename(path), path, 0, modified))
+        return sorted(found, key=lambda f: (f.modified_at, f.name))
+
     def beside(self, name: str) -> BackupFile | None:
         """A file in the backups' directory (a manifest, a sidecar), or None."""
         matches = self.files(str(self.directory / name))

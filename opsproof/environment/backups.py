@@ -15,9 +15,12 @@ from pydantic import BeforeValidator, Field, SecretStr, StringConstraints, model
 
 from opsproof.environment.model import Model, Target
 
-FORMATS = ("pg_custom", "pg_plain", "pg_plain_gz", "mysqldump_gz", "redis_rdb", "pgbackrest")
+FORMATS = ("pg_custom", "pg_plain", "pg_plain_gz", "mysqldump_gz", "redis_rdb", "pgbackrest", "pg_basebackup",
+           "barman")
 SOURCE_KIND = {"pg_custom": "postgres", "pg_plain": "postgres", "pg_plain_gz": "postgres",
-               "pgbackrest": "postgres", "mysqldump_gz": "mysql", "redis_rdb": "redis"}
+               "pgbackrest": "postgres", "pg_basebackup": "postgres", "barman": "postgres",
+               "mysqldump_gz": "mysql", "redis_rdb": "redis"}
+REPOSITORY_FORMATS = ("pgbackrest", "barman")  # a tool's catalogue, not files at a location
 _UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -53,6 +56,19 @@ class PgBackRestSettings(Model):
     timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
 
 
+class BarmanSettings(Model):
+    server: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$")]
+    config: str | None = Field(None, description="barman.conf path (default: barman's own)")
+    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
+
+
+class BaseBackupSettings(Model):
+    """pg_verifybackup of the latest base backup (a plain-format ``pg_basebackup -D`` directory)."""
+
+    wal_included: bool = Field(True, description="taken with -X stream/fetch; false adds --no-parse-wal")
+    timeout_s: Annotated[float, Field(gt=0, le=86400)] = 1800.0
+
+
 class TableExpectation(Model):
     min_rows: Annotated[int, Field(ge=0)] = 0
     timestamp: str | None = Field(None, description="column whose newest value gives the achieved RPO")
@@ -81,6 +97,8 @@ class BackupTarget(Target):
     location: str | None = Field(None, description="directory glob, or s3://bucket/prefix*.ext")
     s3: S3Settings | None = None
     pgbackrest: PgBackRestSettings | None = None
+    barman: BarmanSettings | None = None
+    basebackup: BaseBackupSettings = Field(default_factory=BaseBackupSettings)
     rpo: Duration
     rto: Duration
     manifest: str | None = Field(None, description="sha256sum-style file beside the backups (name or glob)")
@@ -99,9 +117,14 @@ class BackupTarget(Target):
         if self.format == "pgbackrest":
             if self.pgbackrest is None:
                 raise ValueError("format pgbackrest needs a pgbackrest: {stanza: ...} section")
+        elif self.format == "barman":
+            if self.barman is None:
+                raise ValueError("format barman needs a barman: {server: ...} section")
         elif not self.location:
             raise ValueError(f"format {self.format} needs a location (directory glob or s3:// URL)")
-        if self.restore_into is not None and self.format in ("redis_rdb", "pgbackrest"):
+        if self.format == "pg_basebackup" and self.location.startswith("s3://"):
+            raise ValueError("format pg_basebackup verifies a local (or mounted) directory, not s3://")
+        if self.restore_into is not None and self.format in ("redis_rdb", "pg_basebackup", *REPOSITORY_FORMATS):
             raise ValueError(f"restore_into: the restore drill restores logical dumps, not {self.format}")
         if self.location and self.location.startswith("s3://") and self.s3 is None:
             object.__setattr__(self, "s3", S3Settings())
