@@ -125,6 +125,31 @@ def test_pgbackrest_verify_passes(backups_target, backups, evidence):
     evidence.expect("pgbackrest_verify", backups.pgbackrest().verify(), "==", "ok")
 
 
+@pytest.mark.p0
+@pytest.mark.formats("barman")
+def test_barman_latest_backup_done(backups_target, backups, evidence):
+    latest = backups.barman().latest()
+    evidence.expect("latest_backup", latest["backup_id"] if latest else "none", "!=", "none")
+    evidence.record("backup_id", latest["backup_id"])
+    evidence.expect("backup_status", latest["status"], "==", "DONE")
+
+
+@pytest.mark.p0
+@pytest.mark.formats("barman")
+def test_barman_latest_backup_within_rpo(backups_target, backups, evidence):
+    done = backups.barman().latest_done()
+    evidence.expect("latest_done_backup", done["backup_id"] if done else "none", "!=", "none")
+    age_h = (datetime.now(timezone.utc) - done["ended_at"]).total_seconds() / 3600
+    evidence.record("rpo_h", round(backups_target.rpo / 3600, 2))
+    evidence.expect("age_h", round(age_h, 2), "<=", round(backups_target.rpo / 3600, 2))
+
+
+@pytest.mark.p1
+@pytest.mark.formats("barman")
+def test_barman_check_passes(backups_target, backups, evidence):
+    evidence.expect("barman_check", backups.barman().check(), "==", "ok")
+
+
 @pytest.mark.p1
 @pytest.mark.formats("pgbackrest")
 def test_wal_archiving_keeps_up(backups_target, backup_source, evidence):

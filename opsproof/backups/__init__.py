@@ -110,10 +110,13 @@ class BackupProbe:
         return PgBackRest(settings.stanza, settings.config, settings.timeout_s)
 
     def barman(self):
+        """The set's Barman server; its catalogue is listed once per run."""
         from opsproof.backups.barman import Barman
 
-        settings = self.target.barman
-        return Barman(settings.server, settings.config, settings.timeout_s)
+        if getattr(self, "_barman", None) is None:
+            settings = self.target.barman
+            self._barman = Barman(settings.server, settings.config, settings.timeout_s)
+        return self._barman
 
     # --- restore drill -------------------------------------------------------------------------
     def source_dsn(self) -> str | None:
