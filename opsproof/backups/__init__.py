@@ -31,6 +31,7 @@ class BackupProbe:
         self._files: list[BackupFile] | None = None
         self._fetch_dir: Path | None = None
         self._local: dict[str, Path] = {}
+        self._barman = None
 
     # --- listing -------------------------------------------------------------------------------
     def files(self) -> list[BackupFile]:
@@ -113,7 +114,7 @@ class BackupProbe:
         """The set's Barman server; its catalogue is listed once per run."""
         from opsproof.backups.barman import Barman
 
-        if getattr(self, "_barman", None) is None:
+        if self._barman is None:
             settings = self.target.barman
             self._barman = Barman(settings.server, settings.config, settings.timeout_s)
         return self._barman

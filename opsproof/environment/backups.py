@@ -1,7 +1,8 @@
 """Backup sets: what is backed up, where the files are, how they are checked and restored.
 
 A set names its source target (``of: postgres.main``), a ``location`` (a directory glob, or
-``s3://bucket/prefix*.dump`` with ``s3`` connection settings), a ``format``, the RPO and RTO as
+``s3://bucket/prefix*.dump`` with ``s3`` connection settings; for ``pg_basebackup`` a glob of base
+backup directories; ``pgbackrest`` and ``barman`` name their repository instead), a ``format``, the RPO and RTO as
 durations ("24h", "30m"), and optionally a checksum manifest, expected tables and a scratch
 ``restore_into`` target for the destructive restore drill.
 """
