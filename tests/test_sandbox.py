@@ -7,10 +7,11 @@ import stat
 
 import httpx
 import psycopg
+import pytest
 import redis
 
 from opsproof.cli import main
-from opsproof.sandbox import load
+from opsproof.sandbox import down, load
 from opsproof.sandbox.processes import alive
 
 
@@ -39,8 +40,16 @@ def test_postgres_runs_unprivileged_even_as_root(sandbox):
     assert uid_of(sandbox.pg_pid) != 0
 
 
-def test_up_status_down_stop_exactly_what_was_started(tmp_path, capsys):
+@pytest.fixture
+def box_dir(tmp_path):
+    """A state dir for a sandbox of the test's own, brought down even when an assertion fails."""
     state_dir = tmp_path / "box"
+    yield state_dir
+    down(state_dir)
+
+
+def test_up_status_down_stop_exactly_what_was_started(box_dir, capsys):
+    state_dir = box_dir
     assert main(["sandbox", "up", "--state-dir", str(state_dir)]) == 0
     started = load(state_dir)
     pids = started.pids()
