@@ -9,34 +9,15 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from opsproof import sandbox as sandbox_module
 from opsproof.sandbox import postgres as sandbox_pg
+from timing import median_of
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def timed(command: list[str], env: dict, cwd: Path) -> tuple[float, int, str]:
-    started = time.perf_counter()
-    result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
-    return time.perf_counter() - started, result.returncode, result.stdout + result.stderr
-
-
-def median_of(runs: int, command: list[str], env: dict, cwd: Path, label: str) -> float:
-    timed(command, env, cwd)  # warm-up: page cache, first connections
-    times = []
-    for _ in range(runs):
-        seconds, code, output = timed(command, env, cwd)
-        if code != 0 or "FAILED" in output:
-            sys.exit(f"{label} did not pass (exit {code}):\n{output[-2000:]}")
-        times.append(seconds)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -57,7 +38,7 @@ def main() -> None:
             "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(box.redis_port), "REDISCLI_AUTH": box.redis_password,
         }
         shell_s = median_of(args.runs, ["bash", str(ROOT / "bench" / "runbook-daily-check.sh")], shell_env, ROOT,
-                            "shell script")
+                            "shell script", failure_word="FAILED")
         opsproof_cmd = [str(Path(sys.executable).parent / "opsproof"), "run", "--env", str(env_file), "--suite",
                         "smoke", "--reports-dir", str(state_dir / "reports"), "-q"]
         # as users run it: bytecode caches on (some CI shells set PYTHONDONTWRITEBYTECODE, which makes

@@ -11,16 +11,14 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
 
 from opsproof import sandbox as sandbox_module
+from timing import median_of
 
 ROOT = Path(__file__).resolve().parent.parent
 CURL_LOOP = r"""
@@ -35,23 +33,6 @@ for i in $(seq 1 "$ENDPOINTS"); do
 done
 exit $((failures > 0))
 """
-
-
-def timed(command: list[str], env: dict) -> tuple[float, int, str]:
-    started = time.perf_counter()
-    result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    return time.perf_counter() - started, result.returncode, result.stdout + result.stderr
-
-
-def median_of(runs: int, command: list[str], env: dict, label: str) -> float:
-    timed(command, env)  # warm-up
-    times = []
-    for _ in range(runs):
-        seconds, code, output = timed(command, env)
-        if code != 0:
-            sys.exit(f"{label} did not pass (exit {code}):\n{output[-2000:]}")
-        times.append(seconds)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -71,11 +52,11 @@ def main() -> None:
         env_file = state_dir / "bench.yaml"
         env_file.write_text(yaml.safe_dump({"name": "bench", "tier": "sandbox", "http": targets}))
         curl_s = median_of(args.runs, ["bash", "-c", CURL_LOOP],
-                           {**os.environ, "API_URL": box.api_url, "ENDPOINTS": str(args.endpoints)}, "curl loop")
+                           {**os.environ, "API_URL": box.api_url, "ENDPOINTS": str(args.endpoints)}, ROOT, "curl loop")
         opsproof_cmd = [str(Path(sys.executable).parent / "opsproof"), "run", "--env", str(env_file),
                         "--reports-dir", str(state_dir / "reports"), "-q",
                         "-k", "test_health_returns_expected_status or test_health_reports_expected_fields"]
-        opsproof_s = median_of(args.runs, opsproof_cmd, dict(os.environ), "opsproof")
+        opsproof_s = median_of(args.runs, opsproof_cmd, dict(os.environ), ROOT, "opsproof")
     finally:
         sandbox_module.down(state_dir)
         shutil.rmtree(state_dir, ignore_errors=True)

@@ -10,6 +10,14 @@ FILE_FORMATS = ("pg_custom", "pg_plain", "pg_plain_gz", "mysqldump_gz", "redis_r
 LOCATION_FORMATS = (*FILE_FORMATS, "pg_basebackup")  # listed at a location: base backups are directories
 
 
+def age_within_rpo(evidence, backups_target, measure: str, age_s: float) -> None:
+    """The evidence every freshness check gives: age and RPO, both in hours."""
+    __tracebackhide__ = True
+    rpo_h = round(backups_target.rpo / 3600, 2)
+    evidence.record("rpo_h", rpo_h)
+    evidence.expect(measure, round(age_s / 3600, 2), "<=", rpo_h)
+
+
 @pytest.mark.p0
 @pytest.mark.formats(*LOCATION_FORMATS)
 def test_latest_backup_exists(backups_target, backups, evidence):
@@ -23,8 +31,7 @@ def test_latest_backup_exists(backups_target, backups, evidence):
 def test_latest_backup_within_rpo(backups_target, backups, evidence):
     latest = backups.require_latest()
     evidence.record("backup_id", latest.name)
-    evidence.record("rpo_h", round(backups_target.rpo / 3600, 2))
-    evidence.expect("age_h", round(backups.age_s(latest) / 3600, 2), "<=", round(backups_target.rpo / 3600, 2))
+    age_within_rpo(evidence, backups_target, "age_h", backups.age_s(latest))
 
 
 @pytest.mark.p1
@@ -83,9 +90,8 @@ def test_latest_rdb_passes_redis_check_rdb(backups_target, backups, evidence):
 @pytest.mark.formats("redis_rdb")
 def test_redis_last_save_within_rpo(backups_target, backup_source, evidence):
     persistence = backup_source.info("persistence")
-    age_h = (datetime.now(timezone.utc).timestamp() - int(persistence["rdb_last_save_time"])) / 3600
-    evidence.record("rpo_h", round(backups_target.rpo / 3600, 2))
-    evidence.expect("last_save_age_h", round(age_h, 2), "<=", round(backups_target.rpo / 3600, 2))
+    age_s = datetime.now(timezone.utc).timestamp() - int(persistence["rdb_last_save_time"])
+    age_within_rpo(evidence, backups_target, "last_save_age_h", age_s)
 
 
 @pytest.mark.p0
@@ -112,9 +118,8 @@ def test_pgbackrest_latest_backup_ok(backups_target, backups, evidence):
 def test_pgbackrest_latest_backup_within_rpo(backups_target, backups, evidence):
     latest = backups.pgbackrest().latest()
     evidence.expect("latest_backup", latest["label"] if latest else "none", "!=", "none")
-    age_h = (datetime.now(timezone.utc) - latest["stopped_at"]).total_seconds() / 3600
-    evidence.record("rpo_h", round(backups_target.rpo / 3600, 2))
-    evidence.expect("age_h", round(age_h, 2), "<=", round(backups_target.rpo / 3600, 2))
+    age_s = (datetime.now(timezone.utc) - latest["stopped_at"]).total_seconds()
+    age_within_rpo(evidence, backups_target, "age_h", age_s)
 
 
 @pytest.mark.p1
@@ -139,9 +144,8 @@ def test_barman_latest_backup_done(backups_target, backups, evidence):
 def test_barman_latest_backup_within_rpo(backups_target, backups, evidence):
     done = backups.barman().latest_done()
     evidence.expect("latest_done_backup", done["backup_id"] if done else "none", "!=", "none")
-    age_h = (datetime.now(timezone.utc) - done["ended_at"]).total_seconds() / 3600
-    evidence.record("rpo_h", round(backups_target.rpo / 3600, 2))
-    evidence.expect("age_h", round(age_h, 2), "<=", round(backups_target.rpo / 3600, 2))
+    age_s = (datetime.now(timezone.utc) - done["ended_at"]).total_seconds()
+    age_within_rpo(evidence, backups_target, "age_h", age_s)
 
 
 @pytest.mark.p1

@@ -8,7 +8,6 @@ different answer from that server.
 from __future__ import annotations
 
 import copy
-import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
