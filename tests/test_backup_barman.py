@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -150,3 +151,30 @@ def test_unknown_server_errors_with_barmans_message(sandbox, barman_server, writ
     record = run.record("test_barman_latest_backup_done", "barman")
     assert run.ret == 1 and record["outcome"] == "error", record
     assert "barman list-backups: Unknown server 'nosuch'" in record["message"], record["message"]
+
+
+def test_stale_latest_backup_fails_with_its_age(sandbox, barman_server, write_env, run_checks):
+    run = run_checks(write_env(environment(sandbox, barman_server, rpo="1s")), "-k", "barman_latest_backup_within_rpo")
+    assert run.ret == 1
+    message = run.record("test_barman_latest_backup_within_rpo", "barman")["message"]
+    assert re.fullmatch(r"age_s \(\d+(\.\d+)?\) <= 1 on backups\.barman", message), message
+
+
+def test_backup_waiting_for_wals_is_not_done(sandbox, barman_server, write_env, run_checks):
+    """A backup whose closing WAL has not reached the archive yet (``barman backup`` without ``--wait``,
+    before ``barman cron`` archives the streamed WAL) is WAITING_FOR_WALS: not restorable yet, and said so."""
+    finished = subprocess.run(["barman", "-c", str(barman_server.config), "backup", "pg"], capture_output=True,
+                              text=True, timeout=90)
+    backup_id = next(line.rsplit(" ", 1)[-1] for line in finished.stdout.splitlines() if "copy via" in line)
+    try:
+        run = run_checks(write_env(environment(sandbox, barman_server)), "-k", "barman_latest")
+        assert run.ret == 1, run.output
+        assert run.record("test_barman_latest_backup_done", "barman")["message"] == (
+            "backup_status ('WAITING_FOR_WALS') == 'DONE' on backups.barman")
+        within = run.record("test_barman_latest_backup_within_rpo", "barman")
+        assert within["outcome"] == "passed"  # judged on the previous DONE backup, which is recorded
+        done = within["measurements"][0]
+        assert (done["measure"], done["verdict"]) == ("latest_done_backup", "ok")
+        assert done["value"] not in (backup_id, "none")
+    finally:
+        barman_server.barman("delete", "pg", backup_id)
