@@ -88,6 +88,9 @@ def cmd_sandbox(args: argparse.Namespace, extra: list[str]) -> int:
         print(f"sandbox up: api {started.api_url}, postgres 127.0.0.1:{started.pg_port}, "
               f"redis 127.0.0.1:{started.redis_port}")
         print(f"state: {started.state_dir} (environments/local.yaml reads vars.env there)")
+    elif args.action == "backup":
+        stamp = sandbox.backup(state_dir)
+        print(f"sandbox backup: round {stamp} written to {sandbox.load(state_dir).variables['SANDBOX_BACKUP_DIR']}")
     elif args.action == "status":
         running = sandbox.status(state_dir)
         for name, line in running.items():
@@ -120,6 +123,10 @@ def cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
     already_up = bool(running) and all(line.startswith("running") for line in running.values())
     print("opsproof demo: starting the sandbox (PostgreSQL, Redis, MariaDB, demo API, HTTPS, backups)...", flush=True)
     sandbox.up()
+    if len(sandbox.backup_rounds()) < 2:
+        print("opsproof demo: the sandbox's nightly backup job runs once more, so backups have a history",
+              flush=True)
+        sandbox.backup()
     results = {}
     try:
         drills_allowed = _tier(args.env) == "sandbox"  # the drills act on the sandbox only, never elsewhere
@@ -231,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(handler=cmd_validate)
 
     box = commands.add_parser("sandbox", help="start, inspect or stop the embedded sandbox")
-    box.add_argument("action", choices=("up", "status", "down"))
+    box.add_argument("action", choices=("up", "status", "backup", "down"),
+                     help="backup takes another round of real backups of the running sandbox (its nightly job)")
     box.add_argument("--state-dir", help="where the sandbox keeps its state (default .opsproof/sandbox)")
     box.set_defaults(handler=cmd_sandbox)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -65,3 +67,29 @@ def test_up_status_down_stop_exactly_what_was_started(box_dir, capsys):
     assert main(["sandbox", "down", "--state-dir", str(state_dir)]) == 0
     assert "nothing (was not running)" in capsys.readouterr().out
     assert main(["sandbox", "status", "--state-dir", str(state_dir)]) == 1
+
+
+def test_sandbox_backup_adds_a_round_and_keeps_the_newest(sandbox, monkeypatch, capsys):
+    """`opsproof sandbox backup` is the sandbox's nightly job: a new round, older ones pruned, one manifest."""
+    from opsproof.sandbox import backups
+
+    monkeypatch.setattr(backups, "KEPT_ROUNDS", 2)
+    monkeypatch.setattr(backups, "KEPT_BASE_BACKUPS", 1)
+    directory = Path(sandbox.variables["SANDBOX_BACKUP_DIR"])
+    before = backups.rounds(directory)
+    assert main(["sandbox", "backup", "--state-dir", sandbox.state_dir]) == 0
+    assert main(["sandbox", "backup", "--state-dir", sandbox.state_dir]) == 0
+    kept = backups.rounds(directory)
+    assert len(kept) == 2 and kept[0] > before[-1] and f"round {kept[-1]} written" in capsys.readouterr().out
+    assert sorted(p.name for p in directory.glob("base-*")) == [f"base-{kept[-1]}"]
+    assert (directory / f"base-{kept[-1]}" / "backup_manifest").is_file()
+    files = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.endswith((".counts.json", "SUMS")))
+    assert {p.name.rsplit("-", 1)[-1].split(".")[0] for p in files} == set(kept)
+    manifest = (directory / "SHA256SUMS").read_text().splitlines()
+    assert manifest == [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}" for p in files]
+
+
+def test_sandbox_backup_needs_a_running_sandbox(tmp_path, capsys):
+    assert main(["sandbox", "backup", "--state-dir", str(tmp_path / "none")]) == 4
+    assert capsys.readouterr().err == (
+        "opsproof: sandbox: the sandbox is not running: start it with `opsproof sandbox up`\n")

@@ -108,6 +108,23 @@ def up(state_dir: Path | None = None) -> Sandbox:
     return box
 
 
+def backup(state_dir: Path | None = None) -> str:
+    """Take another round of backups of the running sandbox (its nightly job); returns the round's stamp."""
+    from opsproof.sandbox import backups
+
+    box = load(state_dir)
+    if box is None or not all(alive(pid) for pid in box.pids().values()):
+        raise SandboxError("the sandbox is not running: start it with `opsproof sandbox up`")
+    return backups.take_round(box)
+
+
+def backup_rounds(state_dir: Path | None = None) -> list[str]:
+    """The stamps of the backup rounds the sandbox keeps, oldest first."""
+    from opsproof.sandbox import backups
+
+    return backups.rounds(Path(state_dir or default_state_dir()).resolve() / "backups")
+
+
 def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -157,4 +174,4 @@ def status(state_dir: Path | None = None) -> dict[str, str]:
     }
 
 
-__all__ = ["Sandbox", "SandboxError", "default_state_dir", "down", "load", "status", "stop_process", "up"]
+__all__ = ["Sandbox", "SandboxError", "backup", "backup_rounds", "default_state_dir", "down", "load", "status", "stop_process", "up"]

@@ -1,8 +1,11 @@
-"""Real backups of the sandbox's data, taken at ``up``: what the backup suite and restore drill verify.
+"""Real backups of the sandbox's data: what the backup suite and restore drill verify.
 
-Into ``<state_dir>/backups``: a pg_dump custom-format file and a plain ``.sql.gz`` of the seeded
+A round, taken at ``up`` and by each ``opsproof sandbox backup`` (the sandbox's nightly job), writes
+into ``<state_dir>/backups``: a pg_dump custom-format file and a plain ``.sql.gz`` of the seeded
 database (each with a ``.counts.json`` sidecar of row counts taken in the same snapshot), a
-mysqldump when a MariaDB component published its variables, the Redis RDB, and a sha256 manifest.
+mysqldump when a MariaDB component published its variables, the Redis RDB and a ``pg_basebackup``
+directory with its backup manifest. The newest rounds are kept, as a retention policy would (so
+the size-history check has earlier backups to compare with); ``SHA256SUMS`` covers every kept file.
 """
 
 from __future__ import annotations
@@ -13,12 +16,16 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from opsproof.sandbox.processes import SandboxError
 
 MANIFEST = "SHA256SUMS"
+KEPT_ROUNDS = 7  # logical dumps and RDB files, as a week of nightly backups
+KEPT_BASE_BACKUPS = 2  # base backups are the whole cluster
+BASE_PREFIX = "base-"
 
 
 def _run_dump(command: list[str], env: dict, target: Path, gzipped: bool) -> None:
@@ -88,21 +95,76 @@ def redis_rdb(box, directory: Path, stamp: str) -> list[Path]:
     return [path]
 
 
-def write_manifest(directory: Path, files: list[Path]) -> Path:
+def base_backup(box, directory: Path, stamp: str) -> Path:
+    """A plain-format ``pg_basebackup`` with streamed WAL and a SHA-256 backup manifest."""
+    from opsproof.sandbox.postgres import ADMIN_USER, bindir
+
+    path = directory / f"{BASE_PREFIX}{stamp}"
+    command = [str(bindir() / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(box.pg_port), "-U", ADMIN_USER,
+               "-D", str(path), "-Fp", "-X", "stream", "-c", "fast", "--no-sync", "--manifest-checksums=SHA256"]
+    env = {**os.environ, "PGPASSWORD": box.pg_admin_password, "PGCONNECT_TIMEOUT": "5"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    if result.returncode != 0:
+        shutil.rmtree(path, ignore_errors=True)
+        raise SandboxError(f"pg_basebackup failed: {(result.stderr or result.stdout).strip().splitlines()[-1:]}")
+    return path  # pg_verifybackup checks it against its own backup_manifest, not SHA256SUMS
+
+
+def _stamp(directory: Path) -> str:
+    """A UTC second no earlier round used (two rounds within a second would overwrite each other)."""
+    while True:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        if not any(directory.glob(f"*{stamp}*")):
+            return stamp
+        time.sleep(0.2)
+
+
+def _stamps(directory: Path, pattern: str) -> list[str]:
+    """The round stamps in names like ``redis-20261123T020000Z.rdb``, oldest first."""
+    return sorted({p.name.rsplit("-", 1)[-1].split(".")[0] for p in directory.glob(pattern)})
+
+
+def rounds(directory: Path) -> list[str]:
+    """The kept rounds (every round writes one Redis RDB), oldest first."""
+    return _stamps(directory, "redis-*.rdb")
+
+
+def _prune(directory: Path) -> None:
+    """Keep the newest rounds: files (and sidecars) by their stamp, base backups by theirs."""
+    for stamp in _stamps(directory, f"{BASE_PREFIX}*")[:-KEPT_BASE_BACKUPS]:
+        shutil.rmtree(directory / f"{BASE_PREFIX}{stamp}", ignore_errors=True)
+    for stamp in rounds(directory)[:-KEPT_ROUNDS]:
+        for path in directory.glob(f"*-{stamp}.*"):
+            path.unlink()
+
+
+def write_manifest(directory: Path) -> Path:
+    """``sha256sum``-style lines for every kept backup file (sidecars and base backups excluded)."""
     lines = []
-    for path in files:
-        lines.append(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}\n")
+    for path in sorted(directory.iterdir()):
+        if path.is_file() and path.name != MANIFEST and not path.name.endswith(".counts.json"):
+            lines.append(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}\n")
     manifest = directory / MANIFEST
     manifest.write_text("".join(lines))
     return manifest
 
 
-def component(box) -> None:
-    """Sandbox component: back up PostgreSQL, Redis (and MariaDB when present) into <state_dir>/backups."""
+def take_round(box) -> str:
+    """One round of real backups of every sandbox server; returns its stamp."""
     directory = Path(box.state_dir) / "backups"
     directory.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    files = postgres_dumps(box, directory, stamp) + mysql_dump(box, directory, stamp) + redis_rdb(box, directory, stamp)
-    write_manifest(directory, files)
-    box.variables["SANDBOX_BACKUP_DIR"] = str(directory)
+    stamp = _stamp(directory)
+    postgres_dumps(box, directory, stamp)
+    mysql_dump(box, directory, stamp)
+    redis_rdb(box, directory, stamp)
+    base_backup(box, directory, stamp)
+    _prune(directory)
+    write_manifest(directory)
+    return stamp
+
+
+def component(box) -> None:
+    """Sandbox component: the first round of backups, into <state_dir>/backups."""
+    take_round(box)
+    box.variables["SANDBOX_BACKUP_DIR"] = str(Path(box.state_dir) / "backups")
     box.variables.setdefault("SANDBOX_PG_PORT", str(box.pg_port))  # the drill's scratch database lives there
