@@ -96,18 +96,8 @@ def test_latest_rdb_passes_redis_check_rdb(backups_target, backups, evidence):
 @pytest.mark.p0
 @pytest.mark.formats("redis_rdb")
 def test_redis_last_save_within_rpo(backups_target, backup_source, evidence):
-    persistence = backup_source.info("persistence")
-    age_s = datetime.now(timezone.utc).timestamp() - int(persistence["rdb_last_save_time"])
-    age_within_rpo(evidence, backups_target, "last_save_age", age_s)
-
-
-@pytest.mark.p0
-@pytest.mark.formats("redis_rdb")
-def test_redis_last_bgsave_ok(backups_target, backup_source, evidence):
-    persistence = backup_source.info("persistence")
-    if int(persistence.get("aof_enabled", 0)):
-        evidence.record("aof_last_write_status", persistence.get("aof_last_write_status"))
-    evidence.expect("rdb_last_bgsave_status", persistence["rdb_last_bgsave_status"], "==", "ok")
+    """The RDB the server would hand to a backup job; whether its saves succeed is a redis-area check."""
+    age_within_rpo(evidence, backups_target, "last_save_age", backup_source.seconds_since_save())
 
 
 @pytest.mark.p0
