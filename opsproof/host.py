@@ -2,7 +2,9 @@
 
 Every value comes from commands a runbook would type (``df -P``, ``/proc/meminfo``, ``ss``), run
 through testinfra so the same checks work on this machine and over ssh. ssh runs in batch mode with
-ConnectTimeout, so a host that does not answer fails one check within ``timeout_s``.
+ConnectTimeout, so a host that does not answer fails one check within ``timeout_s``; every command,
+also those testinfra's modules (file, service, socket, process) run, is cut at ``timeout_s`` on the
+host, so a stat on a hung NFS mount errors that check instead of hanging the run.
 """
 
 from __future__ import annotations
@@ -18,6 +20,30 @@ from opsproof.errors import ProbeError, first_line
 
 SSH_UNREACHABLE = 255  # ssh's own exit status: it never reached a shell on the host
 COMMAND_TIMED_OUT = 124  # coreutils timeout: the command ran out of time
+
+
+def _bounded_host(spec: str, timeout_s: float, kwargs: dict):
+    """A testinfra host of our own (not testinfra's shared cache) whose every command runs under
+    ``timeout`` on the host; a command cut there raises ProbeError rather than reading as "false"."""
+    import testinfra.backend
+    import testinfra.host
+
+    backend = testinfra.backend.get_backend(spec, **kwargs)
+    host = testinfra.host.Host(backend)
+    backend.set_host(host)
+    quote_command, run = backend.get_command, backend.run
+
+    def bounded_command(command: str, *args: str) -> str:
+        return f"timeout -k 1 {timeout_s:g} sh -c {shlex.quote(quote_command(command, *args))}"
+
+    def bounded_run(command: str, *args: str, **kwargs):
+        result = run(command, *args, **kwargs)
+        if result.rc == COMMAND_TIMED_OUT:
+            raise ProbeError(f"{backend.quote(command, *args)}: no answer within {timeout_s:g} s")
+        return result
+
+    backend.get_command, backend.run = bounded_command, bounded_run
+    return host
 
 
 class HostProbe:
@@ -39,8 +65,6 @@ class HostProbe:
 
     def _testinfra(self):
         if self._host is None:
-            import testinfra  # imported lazily, like every heavy client
-
             kwargs = {}
             if not self.spec.startswith("local://"):
                 # one multiplexed ssh connection per probe: each check runs a few dozen short commands
@@ -50,22 +74,19 @@ class HostProbe:
                           "controlpath": os.path.join(self._control_dir, "master"),
                           "ssh_extra_args": f"-o BatchMode=yes -o ServerAliveInterval={max(1, int(self.timeout_s))} "
                                             "-o ServerAliveCountMax=1"}
-            self._host = testinfra.get_host(self.spec, **{k: v for k, v in kwargs.items() if v is not None})
+            self._host = _bounded_host(self.spec, self.timeout_s, {k: v for k, v in kwargs.items() if v is not None})
         return self._host
 
     def run(self, command: str) -> str:
-        """stdout of a command that must succeed, killed after ``timeout_s`` (a df on a hung NFS mount
-        would otherwise never return); an ssh failure makes the host unreachable."""
+        """stdout of a command that must succeed; an ssh failure makes the host unreachable."""
         try:
-            result = self._testinfra().run(f"timeout -k 1 {self.timeout_s:g} {command}")
+            result = self._testinfra().run(command)
         except RuntimeError as exc:  # testinfra's ssh backend raises when ssh itself exits 255
             result = exc.args[0] if exc.args and hasattr(exc.args[0], "rc") else None
             if result is None or result.rc != SSH_UNREACHABLE:
                 raise
             raise ProbeError(f"ssh {self.spec}: {first_line(result.stderr or 'connection failed')}",
                              unreachable=True) from None
-        if result.rc == COMMAND_TIMED_OUT:
-            raise ProbeError(f"{command}: no answer within {self.timeout_s:g} s")
         if result.rc != 0:
             raise ProbeError(f"{command}: exit {result.rc}: {first_line(result.stderr or result.stdout or '')}")
         return result.stdout

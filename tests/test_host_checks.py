@@ -7,6 +7,7 @@ a listening socket closed, a certificate file that expires in days, a file with 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -324,4 +325,18 @@ def test_a_hung_command_is_cut_at_the_timeout():
     started = time.monotonic()
     with pytest.raises(ProbeError, match=r"^sleep 30: no answer within 1 s$"):
         probe.run("sleep 30")
+    assert time.monotonic() - started < 1 + 1
+
+
+def test_a_hung_read_in_a_testinfra_module_is_cut_at_the_timeout(tmp_path):
+    """testinfra's file module reads with ``cat``: a FIFO nobody writes to blocks it as a hung mount would."""
+    from opsproof.errors import ProbeError
+    from opsproof.host import HostProbe
+
+    fifo = tmp_path / "cert.pem"
+    os.mkfifo(fifo)
+    probe = HostProbe("local://", timeout_s=1)
+    started = time.monotonic()
+    with pytest.raises(ProbeError, match=rf"^cat -- {re.escape(str(fifo))}: no answer within 1 s$"):
+        probe.certificate_days_left(str(fifo))
     assert time.monotonic() - started < 1 + 1
