@@ -117,8 +117,8 @@ class HttpProbe:
     def get(self, path: str) -> HttpResponse:
         return self.request("GET", path)
 
-    def request(self, method: str, path: str, timeout_s: float | None = None, target_itself: bool = True
-                ) -> HttpResponse:
+    def request(self, method: str, path: str, timeout_s: float | None = None, target_itself: bool = True,
+                content: str | None = None, json_body=None, headers: dict[str, str] | None = None) -> HttpResponse:
         """One request; ``path`` may be a full URL. ``target_itself=False``: a failure does not make
         the target unreachable (an external dependency's outage is not the target's)."""
         import httpx
@@ -128,7 +128,8 @@ class HttpProbe:
         client = self._http()  # built outside the timed span: response times measure the server, not set-up
         started = time.perf_counter()
         try:
-            response = client.request(method, url, timeout=timeout_s)
+            response = client.request(method, url, timeout=timeout_s, content=content, json=json_body,
+                                      headers=headers)
         except httpx.TimeoutException as exc:
             raise ProbeError(
                 f"{method} {path}: no response within {timeout_s:g} s ({type(exc).__name__})", target_itself

@@ -192,3 +192,40 @@ def test_sandbox_environment_is_unchanged_by_web_models(sandbox):
     from opsproof.environment import Environment
 
     assert Environment.model_validate({"name": "x", **sandbox_environment(sandbox)}).http["api"].health.status == 200
+
+
+def quote_requests(*requests: dict) -> dict:
+    return {"tier": "sandbox", "http": {"api": {"url": "${TEST_API_URL}", "timeout_s": 3, "requests": list(requests)}}}
+
+
+def test_requests_send_json_and_raw_bodies(sandbox, write_env, run_checks, monkeypatch):
+    monkeypatch.setenv("TEST_API_URL", sandbox.api_url)
+    run = run_checks(write_env(quote_requests(
+        {"name": "quote", "method": "POST", "path": "/v1/quotes", "json_body": {"amount": 200, "currency": "EUR"},
+         "json": {"fee": 3.0}},
+        {"name": "raw_quote", "method": "POST", "path": "/v1/quotes", "body": '{"amount": 10, "currency": "USD"}',
+         "request_headers": {"content-type": "application/json"}, "json": {"fee": 0.15, "currency": "USD"}},
+        {"name": "bad_quote", "method": "POST", "path": "/v1/quotes", "json_body": {"amount": 10}},
+    )), "-k", "smoke_request")
+    checks = {r["id"].split("::")[1]: r for r in run.results["checks"]}
+    assert checks["test_smoke_request_returns_expected_content[api:quote]"]["outcome"] == "passed"
+    assert checks["test_smoke_request_returns_expected_content[api:raw_quote]"]["outcome"] == "passed"
+    assert checks["test_smoke_request_returns_expected_status[api:bad_quote]"]["message"] == (
+        "bad_quote.status_code (400) == 200 on http.api")
+
+
+def test_production_refuses_a_request_that_may_change_state(write_env):
+    from opsproof.environment import load_environment
+    from opsproof.errors import ConfigError
+
+    post = {"name": "refund", "method": "POST", "path": "/v1/refunds", "json_body": {"id": 1}}
+    environment = {**quote_requests(post), "tier": "production"}
+    environment["http"]["api"]["url"] = "https://api.example.com"
+    with pytest.raises(ConfigError, match=r"http\.api\.requests\.refund: POST on tier production; production is "
+                                          r"read-only \(set read_only: true only for a request that changes nothing"):
+        load_environment(write_env(environment))
+    environment["http"]["api"]["requests"] = [{**post, "read_only": True}]
+    assert load_environment(write_env(environment)).environment.http["api"].requests[0].read_only
+    environment["http"]["api"]["requests"] = [{**post, "body": "x"}]
+    with pytest.raises(ConfigError, match=r"requests\.0.*give body or json_body, not both"):
+        load_environment(write_env(environment))

@@ -45,7 +45,7 @@ from opsproof.environment.datastores import MysqlTarget, PostgresTarget, RedisTa
 from opsproof.environment.dr import DrScenario  # noqa: E402
 from opsproof.environment.host import HostTarget  # noqa: E402
 from opsproof.environment.kubernetes import KubernetesTarget  # noqa: E402
-from opsproof.environment.web import HttpTarget, PrometheusTarget  # noqa: E402
+from opsproof.environment.web import SAFE_METHODS, HttpTarget, PrometheusTarget  # noqa: E402
 
 
 class Environment(Model):
@@ -101,6 +101,19 @@ class Environment(Model):
                 raise ValueError(f"backups.{backup.name}.restore_into: the same scratch database as "
                                  f"backups.{scratch_users[database]}")
             scratch_users[database] = backup.name
+        return self
+
+    @model_validator(mode="after")
+    def _production_requests_read_only(self):
+        """On production a smoke request may only read: a POST must say it changes nothing."""
+        if self.tier != "production":
+            return self
+        for target in self.http.values():
+            for request in target.requests:
+                if request.method not in SAFE_METHODS and not request.read_only:
+                    raise ValueError(f"http.{target.name}.requests.{request.name}: {request.method} on tier "
+                                     f"production; production is read-only (set read_only: true only for a "
+                                     f"request that changes nothing, such as a search)")
         return self
 
     def targets(self, kind: str) -> dict[str, Target]:

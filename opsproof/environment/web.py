@@ -19,6 +19,7 @@ Status = Annotated[int, Field(ge=100, le=599)]
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
 Url = Annotated[str, StringConstraints(pattern=r"^https?://\S+$")]
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")  # RFC 9110: they change nothing on the server
 SELECTOR = re.compile(r'^(?P<name>[A-Za-z_:][A-Za-z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?$')
 LABEL = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"([^"]*)"\s*(?:,|$)')
 
@@ -56,6 +57,16 @@ class SmokeRequest(ResponseExpectation):
     name: Name
     method: Method = "GET"
     path: str
+    json_body: object = Field(None, description="request body sent as JSON")
+    body: str | None = Field(None, description="request body sent as-is (set content-type in request_headers)")
+    request_headers: dict[str, str] = Field(default_factory=dict, description="headers sent with this request")
+    read_only: bool = Field(False, description="this non-GET request changes nothing (allowed on production)")
+
+    @model_validator(mode="after")
+    def _one_body(self):
+        if self.body is not None and self.json_body is not None:
+            raise ValueError("give body or json_body, not both")
+        return self
 
 
 class ReadyExpectation(Model):

@@ -191,12 +191,27 @@ def make_handler(backends: Backends, faults: Faults):
                 self._send(200, {"wallets": backends.wallets()})
 
         def do_POST(self):
-            if self.path != "/_sandbox/faults":
-                self._send(404, {"error": "not found"})
-                return
             length = int(self.headers.get("Content-Length") or 0)
-            faults.settings.update(json.loads(self.rfile.read(length) or b"{}"))
-            self._send(200, faults.settings)
+            body = self.rfile.read(length)
+            if self.path == "/v1/quotes":
+                self._quote(body)
+            elif self.path == "/_sandbox/faults":
+                faults.settings.update(json.loads(body or b"{}"))
+                self._send(200, faults.settings)
+            else:
+                self._send(404, {"error": "not found"})
+
+        def _quote(self, body: bytes):
+            """A fee quote: a POST that reads only, as payment APIs have them."""
+            try:
+                asked = json.loads(body) if self.headers.get("Content-Type", "").startswith("application/json") \
+                    else None
+                amount = float(asked["amount"])
+                currency = str(asked["currency"])
+            except (ValueError, KeyError, TypeError):
+                self._send(400, {"error": "expected a JSON body {amount, currency}"})
+                return
+            self._send(200, {"amount": amount, "currency": currency, "fee": round(amount * 0.015, 2)})
 
         def do_DELETE(self):
             faults.settings.clear()
