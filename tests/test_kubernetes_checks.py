@@ -252,7 +252,8 @@ def test_service_without_ready_endpoints_fails(cluster, run_k8s):
 
 
 def test_cronjob_without_a_recent_success_fails(cluster, run_k8s):
-    cluster.cronjob["status"]["lastSuccessfulTime"] = _ts(-timedelta(hours=50))
+    fifty_hours_ago = datetime.now(timezone.utc) - timedelta(hours=50)  # not NOW: the run may start minutes later
+    cluster.cronjob["status"]["lastSuccessfulTime"] = fifty_hours_ago.strftime("%Y-%m-%dT%H:%M:%SZ")
     run = run_k8s("-k", "cronjobs")
     assert run.record("test_cronjobs_succeeded_recently")["message"] == (
         "shop/CronJob/db-backup last_success_age_h (50.0) <= 26 on kubernetes.staging")
