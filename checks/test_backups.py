@@ -5,6 +5,8 @@ from datetime import datetime, timezone
 
 import pytest
 
+from opsproof.kubernetes.pods import parse_time
+
 pytestmark = [pytest.mark.nightly, pytest.mark.backup]
 
 FILE_FORMATS = ("pg_custom", "pg_plain", "pg_plain_gz", "mysqldump_gz", "redis_rdb")
@@ -159,3 +161,113 @@ def test_wal_archiving_keeps_up(backups_target, backup_source, evidence):
     )
     evidence.record("archived_count", backup_source.scalar("SELECT archived_count FROM pg_stat_archiver"))
     evidence.expect("archiver_failing", failed_after_last_success, "==", False)
+
+
+# --- Velero: Backup objects of a Kubernetes cluster, judged on the newest finished one ------------
+def _velero_latest(backups, evidence) -> dict:
+    """The newest finished Velero backup (fails ``latest_backup ('none') != 'none'`` when there is none)."""
+    __tracebackhide__ = True
+    velero = backups.velero()
+    evidence.record("backups_found", len(velero.backups()))
+    in_flight = velero.in_flight()
+    if in_flight:  # judged when finished: a run overlapping the schedule must not fail on it
+        evidence.record("in_flight", in_flight)
+    latest = velero.latest()
+    evidence.expect("latest_backup", latest["metadata"]["name"] if latest else "none", "!=", "none")
+    return latest
+
+
+def _age_within(evidence, measure: str, age_s: float, limit_s: float) -> None:
+    """``<measure>_<unit>`` against a limit in the same unit (as age_within_rpo, for limits other than the RPO)."""
+    __tracebackhide__ = True
+    unit, unit_s = next(((u, s) for u, s in AGE_UNITS if limit_s >= 2 * s), ("s", 1))
+    evidence.expect(f"{measure}_{unit}", math.ceil(age_s / unit_s * 100) / 100, "<=", round(limit_s / unit_s, 2))
+
+
+@pytest.mark.p0
+@pytest.mark.formats("velero")
+def test_velero_latest_backup_completed(backups_target, backups, evidence):
+    """Completed, or (with ``errors`` above 0) PartiallyFailed for the errors check to judge the count."""
+    latest = _velero_latest(backups, evidence)
+    status = latest.get("status") or {}
+    evidence.record("backup_id", latest["metadata"]["name"])
+    for detail in ("failureReason", "validationErrors"):
+        if status.get(detail):
+            evidence.record(detail, status[detail])
+    phase = status.get("phase")
+    tolerated = phase == "PartiallyFailed" and backups_target.velero.errors > 0
+    evidence.expect("backup_phase", phase, "==", "PartiallyFailed" if tolerated else "Completed")
+
+
+@pytest.mark.p0
+@pytest.mark.formats("velero")
+def test_velero_latest_completed_backup_within_rpo(backups_target, backups, evidence):
+    completed = backups.velero().latest_completed()
+    evidence.expect("latest_completed_backup", completed["metadata"]["name"] if completed else "none", "!=", "none")
+    finished_at = parse_time(completed["status"].get("completionTimestamp"))
+    evidence.record("completion_timestamp", completed["status"].get("completionTimestamp"))
+    age_within_rpo(evidence, backups_target, "age", (datetime.now(timezone.utc) - finished_at).total_seconds())
+
+
+@pytest.mark.p0
+@pytest.mark.formats("velero")
+def test_velero_latest_backup_errors_within_limit(backups_target, backups, evidence):
+    status = _velero_latest(backups, evidence).get("status") or {}
+    evidence.expect("errors", int(status.get("errors") or 0), "<=", backups_target.velero.errors)
+
+
+@pytest.mark.p1
+@pytest.mark.formats("velero")
+def test_velero_latest_backup_warnings_within_limit(backups_target, backups, evidence):
+    """Velero reports Completed with skipped volumes or items only in this count."""
+    status = _velero_latest(backups, evidence).get("status") or {}
+    evidence.expect("warnings", int(status.get("warnings") or 0), "<=", backups_target.velero.warnings)
+
+
+@pytest.mark.p2
+@pytest.mark.formats("velero")
+def test_velero_latest_completed_backup_not_expired(backups_target, backups, evidence):
+    """An expired backup still listed means Velero's garbage collection is stuck, or it is about to go."""
+    completed = backups.velero().latest_completed()
+    evidence.expect("latest_completed_backup", completed["metadata"]["name"] if completed else "none", "!=", "none")
+    expiration = parse_time(completed["status"].get("expiration"))
+    if expiration is None:
+        pytest.skip(f"{backups_target.where}: {completed['metadata']['name']} has no status.expiration (no TTL)")
+    evidence.record("expiration", completed["status"]["expiration"])
+    evidence.expect("expires_in_h", round((expiration - datetime.now(timezone.utc)).total_seconds() / 3600, 1),
+                    ">", 0)
+
+
+@pytest.mark.p1
+@pytest.mark.formats("velero")
+def test_velero_storage_location_available(backups_target, backups, evidence):
+    settings = backups_target.velero
+    if not settings.storage_location:
+        pytest.skip(f"{backups_target.where} sets no velero.storage_location")
+    location = backups.velero().storage_location()
+    evidence.expect("storage_location", settings.storage_location if location else "none", "!=", "none")
+    status = location.get("status") or {}
+    if status.get("message"):  # Velero's reason for Unavailable (NoSuchBucket, AccessDenied...)
+        evidence.record("location_message", status["message"])
+    evidence.expect("location_phase", status.get("phase", "none"), "==", "Available")
+    validated = parse_time(status.get("lastValidationTime"))
+    evidence.expect("last_validation", status.get("lastValidationTime") or "none", "!=", "none")
+    _age_within(evidence, "validation_age", (datetime.now(timezone.utc) - validated).total_seconds(),
+                settings.location_validation_max_age)
+
+
+@pytest.mark.p1
+@pytest.mark.formats("velero")
+def test_velero_schedule_enabled_and_recent(backups_target, backups, evidence):
+    settings = backups_target.velero
+    if not settings.schedule:
+        pytest.skip(f"{backups_target.where} sets no velero.schedule")
+    schedule = backups.velero().schedule()
+    evidence.expect("schedule", settings.schedule if schedule else "none", "!=", "none")
+    spec, status = schedule.get("spec") or {}, schedule.get("status") or {}
+    evidence.record("cron", spec.get("schedule"))
+    evidence.expect("paused", bool(spec.get("paused", False)), "==", False)
+    evidence.expect("schedule_phase", status.get("phase", "none"), "==", "Enabled")
+    last = parse_time(status.get("lastBackup"))
+    evidence.expect("last_backup", status.get("lastBackup") or "none", "!=", "none")
+    age_within_rpo(evidence, backups_target, "last_backup_age", (datetime.now(timezone.utc) - last).total_seconds())

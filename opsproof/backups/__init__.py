@@ -32,6 +32,7 @@ class BackupProbe:
         self._fetch_dir: Path | None = None
         self._local: dict[str, Path] = {}
         self._barman = None
+        self._velero = None
 
     # --- listing -------------------------------------------------------------------------------
     def files(self) -> list[BackupFile]:
@@ -119,6 +120,19 @@ class BackupProbe:
             self._barman = Barman(settings.server, settings.config, settings.timeout_s)
         return self._barman
 
+    def velero(self):
+        """The set's Velero objects, read through its Kubernetes target (``of: kubernetes.prod``)."""
+        if self._velero is None:
+            from opsproof.backups.velero import Velero
+            from opsproof.probes import open_probe
+
+            settings = self.target.velero
+            cluster = self.environment.targets("kubernetes")[self.target.of.partition(".")[2]]
+            if settings.timeout_s:
+                cluster = cluster.model_copy(update={"request_timeout_s": settings.timeout_s})
+            self._velero = Velero(open_probe(cluster, self.environment), settings)
+        return self._velero
+
     # --- restore drill -------------------------------------------------------------------------
     def source_dsn(self) -> str | None:
         kind, _, name = self.target.of.partition(".")
@@ -145,5 +159,7 @@ class BackupProbe:
         if self._fetch_dir is not None:
             shutil.rmtree(self._fetch_dir, ignore_errors=True)
             self._fetch_dir = None
+        if self._velero is not None:
+            self._velero.close()
         if hasattr(self.location, "close"):
             self.location.close()

@@ -14,14 +14,15 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, SecretStr, StringConstraints, model_validator
 
+from opsproof.environment.kubernetes import Name as KubernetesName
 from opsproof.environment.model import Model, Target
 
 FORMATS = ("pg_custom", "pg_plain", "pg_plain_gz", "mysqldump_gz", "redis_rdb", "pgbackrest", "pg_basebackup",
-           "barman")
+           "barman", "velero")
 SOURCE_KIND = {"pg_custom": "postgres", "pg_plain": "postgres", "pg_plain_gz": "postgres",
                "pgbackrest": "postgres", "pg_basebackup": "postgres", "barman": "postgres",
-               "mysqldump_gz": "mysql", "redis_rdb": "redis"}
-REPOSITORY_FORMATS = ("pgbackrest", "barman")  # a tool's catalogue, not files at a location
+               "mysqldump_gz": "mysql", "redis_rdb": "redis", "velero": "kubernetes"}
+REPOSITORY_FORMATS = ("pgbackrest", "barman", "velero")  # a tool's catalogue, not files at a location
 _UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -63,6 +64,19 @@ class BarmanSettings(Model):
     timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
 
 
+class VeleroSettings(Model):
+    """Velero Backups of the cluster (velero.io/v1 objects read through the Kubernetes target's API)."""
+
+    namespace: KubernetesName = "velero"
+    schedule: KubernetesName | None = Field(None, description="only this Schedule's backups count (default: all)")
+    storage_location: KubernetesName | None = Field(None, description="BackupStorageLocation that must be Available")
+    warnings: Annotated[int, Field(ge=0)] = Field(0, description="most warnings the latest backup may have")
+    errors: Annotated[int, Field(ge=0)] = Field(0, description="most errors; above 0 accepts PartiallyFailed")
+    location_validation_max_age: Duration = 3600.0
+    timeout_s: Annotated[float, Field(gt=0, le=600)] | None = Field(
+        None, description="per API request (default: the Kubernetes target's request_timeout_s)")
+
+
 class BaseBackupSettings(Model):
     """pg_verifybackup of the latest base backup (a plain-format ``pg_basebackup -D`` directory)."""
 
@@ -93,12 +107,13 @@ class RestoreInto(Model):
 
 class BackupTarget(Target):
     kind: ClassVar[str] = "backups"
-    of: Annotated[str, StringConstraints(pattern=r"^(postgres|mysql|redis)\.[A-Za-z0-9_.-]+$")]
+    of: Annotated[str, StringConstraints(pattern=r"^(postgres|mysql|redis|kubernetes)\.[A-Za-z0-9_.-]+$")]
     format: Literal[FORMATS]  # type: ignore[valid-type]
     location: str | None = Field(None, description="directory glob, or s3://bucket/prefix*.ext")
     s3: S3Settings | None = None
     pgbackrest: PgBackRestSettings | None = None
     barman: BarmanSettings | None = None
+    velero: VeleroSettings | None = None
     basebackup: BaseBackupSettings = Field(default_factory=BaseBackupSettings)
     rpo: Duration
     rto: Duration
@@ -121,6 +136,11 @@ class BackupTarget(Target):
         elif self.format == "barman":
             if self.barman is None:
                 raise ValueError("format barman needs a barman: {server: ...} section")
+        elif self.format == "velero":
+            if self.velero is None:
+                raise ValueError("format velero needs a velero: {namespace: ..., schedule: ...} section")
+            if self.location:
+                raise ValueError("format velero reads Backup objects from the cluster's API: remove location")
         elif not self.location:
             raise ValueError(f"format {self.format} needs a location (directory glob or s3:// URL)")
         if self.format == "pg_basebackup" and self.location.startswith("s3://"):

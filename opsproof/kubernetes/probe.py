@@ -132,6 +132,23 @@ class KubernetesProbe:
     def cronjob(self, namespace: str, name: str) -> dict:
         return self._call("BatchV1Api", "read_namespaced_cron_job", name, namespace)
 
+    def custom_objects(self, group: str, version: str, namespace: str, plural: str,
+                       label_selector: str | None = None) -> list[dict]:
+        """``kubectl get <plural>.<group> -n <namespace> [-l <selector>]``: custom resources (Velero's, say)."""
+        selector = {"label_selector": label_selector} if label_selector else {}
+        return self._call("CustomObjectsApi", "list_namespaced_custom_object", group, version, namespace, plural,
+                          **selector).get("items") or []
+
+    def custom_object(self, group: str, version: str, namespace: str, plural: str, name: str) -> dict | None:
+        """One custom resource, or None when the API says it does not exist (HTTP 404)."""
+        try:
+            return self._call("CustomObjectsApi", "get_namespaced_custom_object", group, version, namespace,
+                              plural, name)
+        except ProbeError as error:
+            if "HTTP 404" not in str(error):
+                raise
+            return None
+
     @staticmethod
     def now() -> datetime:
         return datetime.now(timezone.utc)
