@@ -375,3 +375,23 @@ def test_validate_exits_4_with_one_line_for_a_velero_set_without_its_section(tmp
     err = capsys.readouterr().err.strip()
     assert err == (f"opsproof: {path}: backups.cluster: format velero needs a velero: "
                    "{namespace: ..., schedule: ...} section")
+
+
+def test_rbac_grants_the_velero_reads_the_probe_makes_and_nothing_more(velero, run_velero):
+    import yaml
+
+    from conftest import ROOT
+
+    documents = list(yaml.safe_load_all((ROOT / "deploy" / "rbac.yaml").read_text()))
+    role = next(d for d in documents if d["kind"] == "Role" and d["metadata"]["namespace"] == NS)
+    binding = next(d for d in documents if d["kind"] == "RoleBinding" and d["metadata"]["namespace"] == NS)
+    account = next(d for d in documents if d["kind"] == "ServiceAccount")
+    assert role["rules"] == [{"apiGroups": ["velero.io"], "resources": ["backups", "schedules",
+                                                                        "backupstoragelocations"],
+                              "verbs": ["get", "list"]}]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"],
+                                    "namespace": account["metadata"]["namespace"]}]
+    assert run_velero().ret == 0
+    read = {request.split("?")[0].split("/")[6] for request in velero.requests}
+    assert read <= set(role["rules"][0]["resources"]) and all(r.startswith("GET ") for r in velero.requests)

@@ -129,7 +129,7 @@ def test_commented_example_validates_and_default_validation_skips_examples(capsy
 
     example = project_root() / "environments" / "examples" / "k8s-staging.yaml"
     assert main(["validate", str(example)]) == 0
-    assert "(environment k8s-staging, tier staging; 1 kubernetes, 1 host)" in capsys.readouterr().out
+    assert "(environment k8s-staging, tier staging; 1 kubernetes, 1 host, 1 backups)" in capsys.readouterr().out
 
 
 def test_environment_without_clusters_never_imports_the_client(write_env, tmp_path):
