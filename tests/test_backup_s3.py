@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import boto3
@@ -59,7 +59,10 @@ def s3_set(endpoint: str, pattern: str, format: str, **extra) -> dict:
 
 
 def test_backups_in_s3_pass_nightly_checks_and_the_drill(sandbox, s3_endpoint, bucket, write_env, run_checks,
-                                                          monkeypatch):
+                                                          monkeypatch, tmp_path):
+    drill_tmp = tmp_path / "tmp"
+    drill_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(drill_tmp))  # the drill's fetch directory lands here
     monkeypatch.setenv("TEST_S3_KEY", "test-key")
     monkeypatch.setenv("TEST_S3_SECRET", "test-secret-key")
     monkeypatch.setenv("TEST_PG_ADMIN_PASSWORD", sandbox.pg_admin_password)
@@ -90,4 +93,4 @@ def test_backups_in_s3_pass_nightly_checks_and_the_drill(sandbox, s3_endpoint, b
     drill = run.record("test_latest_backup_restores_and_verifies_within_rto", "s3-custom")["drill"]
     assert drill["outcome"] == "passed" and drill["cleanup_confirmed"] and drill["backup_id"].endswith(".dump")
     assert "test-secret-key" not in (run.run_dir / "results.json").read_text()
-    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("opsproof-drill-*"))
+    assert not list(drill_tmp.glob("opsproof-drill-*"))
