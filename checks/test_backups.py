@@ -159,3 +159,33 @@ def test_wal_archiving_keeps_up(backups_target, backup_source, evidence):
     )
     evidence.record("archived_count", backup_source.scalar("SELECT archived_count FROM pg_stat_archiver"))
     evidence.expect("archiver_failing", failed_after_last_success, "==", False)
+
+
+def wal_archive(backups_target, backups):
+    """The set's WAL archive, or a skip saying it has none configured."""
+    if backups_target.wal_archive is None:
+        pytest.skip(f"{backups_target.where} has no wal_archive configured")
+    return backups.wal_archive()
+
+
+@pytest.mark.p0
+@pytest.mark.formats("pgbackrest", "pg_basebackup")
+def test_wal_archive_continuous_since_latest_base_backup(backups_target, backups, backup_source, evidence):
+    """Every segment from the base backup's start to the server's last finished one is archived (PITR works)."""
+    summary = wal_archive(backups_target, backups).continuity(backup_source)
+    for key in ("range_start", "range_end", "timeline", "segments_checked", "found", "missing_delayed",
+                "missing_uploading", "uploading_visible", "unrecognised_files"):
+        evidence.record(key, summary[key])
+    evidence.record("missing_lost", summary["missing_lost"])
+    first = summary["missing_lost"][0] if summary["missing_lost"] else None
+    evidence.expect("missing_lost_segments", summary["missing_lost_count"], "==", 0, note=f"first {first}")
+
+
+@pytest.mark.p1
+@pytest.mark.formats("pgbackrest", "pg_basebackup")
+def test_wal_archive_timeline_matches_source(backups_target, backups, backup_source, evidence):
+    """The archive's newest timeline is the server's: a promoted server archiving elsewhere, or a stray
+    timeline from a restored copy archiving here, breaks recovery to the latest point."""
+    archive_timeline, server_timeline = wal_archive(backups_target, backups).timelines(backup_source)
+    evidence.record("server_timeline", server_timeline)
+    evidence.expect("archive_timeline", archive_timeline, "==", server_timeline)
