@@ -13,6 +13,8 @@ import psycopg
 import pytest
 
 from conftest import sandbox_environment
+from test_backup_pgbackrest import archived  # noqa: F401 - a cluster archiving into pgBackRest, one full backup
+from test_backup_pgbackrest import environment as pgbackrest_environment
 from opsproof.backups import walnames
 from opsproof.sandbox import postgres as sandbox_pg
 from opsproof.sandbox.processes import free_port, unprivileged_user
@@ -179,7 +181,8 @@ def test_truncated_segment_is_lost_and_garbage_is_listed(sandbox, cluster, archi
 def test_a_stray_timeline_in_the_archive_fails_the_timeline_check(sandbox, cluster, archive, write_env, run_checks):
     switch_segment = walnames.parse(segments(archive)[-1])
     switch_lsn = (switch_segment.number + 1) * walnames.DEFAULT_SEGMENT_BYTES
-    (archive / "00000002.history").write_text(f"1\t{switch_lsn >> 32:X}/{switch_lsn & 0xFFFFFFFF:X}\tno recovery target\n")
+    lsn = f"{switch_lsn >> 32:X}/{switch_lsn & 0xFFFFFFFF:X}"
+    (archive / "00000002.history").write_text(f"1\t{lsn}\tno recovery target specified\n")
     shutil.copy(archive / segments(archive)[-1], archive / walnames.name(2, switch_segment.number + 1))
     run = run_checks(write_env(environment(sandbox, cluster, archive)), "-k", "wal_archive")
     assert run.record(CHECKS[1], "wal")["message"] == "archive_timeline (2) == 1 on backups.wal"
@@ -210,3 +213,49 @@ def test_sets_without_wal_archive_skip_with_the_reason(sandbox, cluster, archive
     run = run_checks(write_env(env), "-k", "wal_archive")
     assert run.record(CHECKS[0], "wal")["message"] == "backups.wal has no wal_archive configured"
     assert run.record(CHECKS[0], "wal")["outcome"] == "skipped"
+
+
+# --- pgBackRest: the stanza's repository archive, listed with `pgbackrest repo-ls` -----------------------------
+
+
+def repository_segments(archived) -> list[Path]:
+    return sorted((archived.root / "repo" / "archive" / "demo").glob("*-*/*/0*-*"), key=lambda p: p.name)
+
+
+def switched(archived, times: int) -> None:
+    """Write and finish ``times`` segments, and wait until pgBackRest has every finished one."""
+    for _ in range(times):
+        archived.sql("CREATE TABLE IF NOT EXISTS wal_filler AS SELECT 1 AS n")
+        archived.sql("INSERT INTO wal_filler SELECT 1")
+        archived.sql("SELECT pg_switch_wal()")
+    walfile = archived.sql("SELECT pg_walfile_name(pg_current_wal_lsn() - 1)")[0][0]  # the last finished segment
+    deadline = time.monotonic() + 60
+    while not any(p.name.startswith(walfile) for p in repository_segments(archived)):
+        assert time.monotonic() < deadline, f"{walfile} was not archived"
+        time.sleep(0.1)
+
+
+def test_pgbackrest_archive_is_checked_from_archive_start_of_the_latest_backup(sandbox, archived, write_env,
+                                                                              run_checks):
+    switched(archived, 3)
+    env = pgbackrest_environment(sandbox, archived, verify=False)
+    env["backups"]["repo"]["wal_archive"] = {}
+    run = run_checks(write_env(env), "-k", "wal_archive")
+    assert run.ret == 0, run.output
+    values = measured(run.record(CHECKS[0], "repo"))
+    assert values["segments_checked"] == values["found"] >= 3 and values["missing_lost_segments"] == 0
+    assert run.record(CHECKS[1], "repo")["outcome"] == "passed"
+    middle = repository_segments(archived)[-2]
+    moved = middle.with_name("moved-away")
+    middle.rename(moved)
+    try:
+        run = run_checks(write_env(env), "-k", "continuous")
+        assert run.record(CHECKS[0], "repo")["message"] == (
+            f"missing_lost_segments (1) == 0 on backups.repo: first {middle.name[:24]}")
+        env["backups"]["repo"]["wal_archive"] = {"location": str(archived.root / "repo" / "archive" / "demo")}
+        run = run_checks(write_env(env), "-k", "continuous")  # the same repository read as a directory
+        assert run.record(CHECKS[0], "repo")["message"] == (
+            f"missing_lost_segments (1) == 0 on backups.repo: first {middle.name[:24]}")
+        assert measured(run.record(CHECKS[0], "repo"))["unrecognised_files"] == ["moved-away"]
+    finally:
+        moved.rename(middle)

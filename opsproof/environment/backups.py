@@ -76,8 +76,8 @@ class WalArchiveSettings(Model):
 
     location: str | None = Field(None, description="directory of archived segments (archive_command's target); "
                                                    "pgbackrest: default the stanza's repository archive")
-    delayed_after: Duration = Field(300.0, description="a missing newest segment younger than this is delayed, not lost")
-    from_backup: bool = Field(True, description="start at the latest base backup's first segment, else the oldest archived")
+    delayed_after: Duration = Field(300.0, description="a missing newest segment younger than this is delayed")
+    from_backup: bool = Field(True, description="from the latest base backup's first segment, else the oldest archived")
 
     @model_validator(mode="after")
     def _local(self):
