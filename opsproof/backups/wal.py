@@ -4,7 +4,7 @@ Every segment from the latest base backup's start to the last one the server has
 in the archive: a hole makes point-in-time recovery stop there (pg_probackup#587,
 barman-cloud#618: backups reported OK whose WAL was gone). Each segment is:
 
-- ``FOUND``: in the archive (an uncompressed file of the wrong size does not count);
+- ``FOUND``: in the archive (a bare ``cp %p`` copy of the wrong size, e.g. truncated, does not count);
 - ``MISSING_UPLOADING``: missing, at the end of the range, finished within ``delayed_after`` and
   queued on the server (``<name>.ready``, seen through ``pg_ls_archive_statusdir()``);
 - ``MISSING_DELAYED``: the same without a visible ``.ready``;
@@ -22,7 +22,6 @@ import gzip
 import json
 import os
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +34,7 @@ SHOWN = 5  # missing segments named in the summary
 
 @dataclass
 class Listing:
-    """What an archive holds: segment name -> size (None when compressed), history files, the rest."""
+    """What an archive holds: segment name -> size (None when not a bare copy), history files, the rest."""
 
     segments: dict[str, int | None] = field(default_factory=dict)
     histories: dict[int, str] = field(default_factory=dict)  # timeline -> file ref, to read
@@ -45,14 +44,15 @@ class Listing:
     def add(self, file_name: str, ref: str, size_bytes: int | None) -> None:
         segment = walnames.archived_name(file_name)
         if segment is not None:
-            plain = file_name == segment or re.fullmatch(r"[0-9A-F]{24}-[0-9a-f]{40}", file_name)
-            self.segments[segment] = size_bytes if plain else None
+            # only a bare copy (cp %p) must be segment-sized: pgBackRest's files may be encrypted, and
+            # its own `verify` checks their checksums
+            self.segments[segment] = size_bytes if file_name == segment else None
         elif (timeline := walnames.history_timeline(file_name)) is not None:
             self.histories[timeline] = ref
         elif not walnames.is_known_other(file_name):
             self.unrecognised.append(file_name)
 
-    def history(self, timeline: int, segment_bytes: int) -> list[tuple[int, str]]:
+    def history(self, timeline: int) -> list[tuple[int, str]]:
         ref = self.histories.get(timeline)
         return walnames.parse_history(self.read_history(ref)) if ref else []
 
@@ -127,10 +127,11 @@ class ServerWal:
         return cls(int(walfile[:8], 16), walnames.segment_of_lsn(lsn, segment_bytes), segment_bytes, source)
 
     def pg_wal(self) -> tuple[dict[str, float], set[str] | None]:
-        """Finish times of segments still in pg_wal, and those queued for archiving (None: not visible)."""
+        """Ages (on the server's clock) of segments still in pg_wal, and those queued for archiving
+        (None: not visible)."""
         try:
-            times = {name: float(t) for name, t in self.source.rows(
-                "SELECT name, extract(epoch FROM modification) FROM pg_ls_waldir()")}
+            ages_s = {name: float(age_s) for name, age_s in self.source.rows(
+                "SELECT name, extract(epoch FROM now() - modification) FROM pg_ls_waldir()")}
         except ProbeError as error:
             raise ProbeError(f"pg_ls_waldir(): {error}; grant pg_monitor to tell a delayed segment from "
                              "a lost one", unreachable=error.unreachable) from None
@@ -139,14 +140,13 @@ class ServerWal:
                 "SELECT name FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'")}
         except ProbeError:
             ready = None
-        return times, ready
+        return ages_s, ready
 
 
-def continuity(listing: Listing, server: ServerWal, start: str | None, delayed_after_s: float,
-               now_s: float | None = None) -> dict:
+def continuity(listing: Listing, server: ServerWal, start: str | None, delayed_after_s: float) -> dict:
     """Judge every segment from ``start`` (None: the oldest archived) to the server's last finished one."""
     size = server.segment_bytes
-    history = listing.history(server.timeline, size) if server.timeline > 1 else []
+    history = listing.history(server.timeline) if server.timeline > 1 else []
     if start is None:
         numbers = [walnames.parse(s, size).number for s in listing.segments]
         if not numbers:
@@ -160,11 +160,10 @@ def continuity(listing: Listing, server: ServerWal, start: str | None, delayed_a
     last_found = max((i for i, ok in enumerate(found) if ok), default=-1)
     statuses = [FOUND if ok else LOST for ok in found]
     if last_found < len(expected) - 1:  # a missing tail may still be on its way
-        times, ready = server.pg_wal()
-        now_s = time.time() if now_s is None else now_s
+        ages_s, ready = server.pg_wal()
         for i in range(last_found + 1, len(expected)):
-            finished_s = times.get(expected[i])
-            if finished_s is not None and now_s - finished_s <= delayed_after_s:
+            age_s = ages_s.get(expected[i])  # None: gone from pg_wal, so long finished
+            if age_s is not None and age_s <= delayed_after_s:
                 statuses[i] = UPLOADING if ready is not None and expected[i] in ready else DELAYED
         uploading_visible = ready is not None
     else:
