@@ -67,6 +67,19 @@ def test_a_full_backup_set_loads_with_secrets_registered(tmp_path):
      "restore_into: the restore drill restores logical dumps, not redis_rdb"),
     ("{of: postgres.main, format: pg_custom, location: /b/*.dump, rpo: 24h, rto: 1h, size_drop_max_fraction: 2}",
      "backups.db.size_drop_max_fraction", "Input should be less than 1"),
+    ("{of: postgres.main, format: pg_custom, location: /b/*.dump, rpo: 24h, rto: 1h, wal_archive: {location: /w}}",
+     "backups.db", "wal_archive: WAL continuity is checked for pgbackrest and pg_basebackup sets, not pg_custom"),
+    ("{of: postgres.main, format: pg_basebackup, location: /b/base_*, rpo: 24h, rto: 1h, wal_archive: {}}",
+     "backups.db", "wal_archive: format pg_basebackup needs wal_archive.location (the archive directory)"),
+    ("{of: postgres.main, format: pg_basebackup, location: /b/base_*, rpo: 24h, rto: 1h, "
+     "wal_archive: {location: /w, delayed_after: soon}}", "backups.db.wal_archive.delayed_after",
+     "'soon' is not a duration like 24h, 30m, 1h30m or 7d"),
+    ("{of: postgres.main, format: pg_basebackup, location: /b/base_*, rpo: 24h, rto: 1h, "
+     "wal_archive: {location: 's3://b/wal'}}", "backups.db.wal_archive",
+     "location: a local (or mounted) WAL archive directory, not a URL"),
+    ("{of: postgres.main, format: pg_basebackup, location: /b/base_*, rpo: 24h, rto: 1h, "
+     "wal_archive: {location: /w, from_start: true}}", "backups.db.wal_archive.from_start",
+     "unknown key"),
 ])
 def test_wrong_backup_sets_are_rejected_with_the_key_path(tmp_path, spec, key_path, problem):
     with pytest.raises(ConfigError) as error:
@@ -85,3 +98,32 @@ def test_two_backup_sets_restoring_into_one_scratch_database_are_rejected(tmp_pa
                                     "backups": sets}))
     with pytest.raises(ConfigError, match="backups.weekly.restore_into: the same scratch database as backups.nightly"):
         load_environment(path, {})
+
+
+def test_wal_archive_defaults_and_pgbackrest_needs_no_location(tmp_path):
+    loaded = load(tmp_path, """\
+  repo:
+    of: postgres.main
+    format: pgbackrest
+    pgbackrest: {stanza: main}
+    rpo: 24h
+    rto: 4h
+    wal_archive: {}
+""")
+    wal = loaded.environment.backups["repo"].wal_archive
+    assert (wal.location, wal.delayed_after, wal.from_backup) == (None, 300.0, True)
+
+
+def test_a_wrong_wal_archive_exits_4_with_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "staging.yaml"
+    path.write_text(BASE + "  db: {of: postgres.main, format: barman, barman: {server: pg}, rpo: 24h, rto: 1h, "
+                           "wal_archive: {location: /w}}\n")
+    result = subprocess.run([sys.executable, "-m", "opsproof.cli", "validate", str(path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 4
+    assert result.stderr.strip().splitlines() == [
+        f"opsproof: {path}: backups.db: wal_archive: WAL continuity is checked for pgbackrest and pg_basebackup sets, "
+        "not barman"]

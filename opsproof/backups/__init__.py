@@ -33,6 +33,7 @@ class BackupProbe:
         self._local: dict[str, Path] = {}
         self._barman = None
         self._velero = None
+        self._wal = None
 
     # --- listing -------------------------------------------------------------------------------
     def files(self) -> list[BackupFile]:
@@ -110,6 +111,14 @@ class BackupProbe:
 
         settings = self.target.pgbackrest
         return PgBackRest(settings.stanza, settings.config, settings.timeout_s)
+
+    def wal_archive(self):
+        """The set's WAL archive (``wal_archive:``), listed once per run."""
+        from opsproof.backups.wal import WalArchive
+
+        if self._wal is None:
+            self._wal = WalArchive(self)
+        return self._wal
 
     def barman(self):
         """The set's Barman server; its catalogue is listed once per run."""

@@ -23,6 +23,7 @@ SOURCE_KIND = {"pg_custom": "postgres", "pg_plain": "postgres", "pg_plain_gz": "
                "pgbackrest": "postgres", "pg_basebackup": "postgres", "barman": "postgres",
                "mysqldump_gz": "mysql", "redis_rdb": "redis", "velero": "kubernetes"}
 REPOSITORY_FORMATS = ("pgbackrest", "barman", "velero")  # a tool's catalogue, not files at a location
+WAL_FORMATS = ("pgbackrest", "pg_basebackup")  # physical sets whose restore replays archived WAL
 _UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -84,6 +85,21 @@ class BaseBackupSettings(Model):
     timeout_s: Annotated[float, Field(gt=0, le=86400)] = 1800.0
 
 
+class WalArchiveSettings(Model):
+    """The WAL archive a physical set needs for point-in-time recovery: checked for holes since its base backup."""
+
+    location: str | None = Field(None, description="directory of archived segments (archive_command's target); "
+                                                   "pgbackrest: default the stanza's repository archive")
+    delayed_after: Duration = Field(300.0, description="a missing newest segment younger than this is delayed")
+    from_backup: bool = Field(True, description="from the latest base backup's first segment, else the oldest archived")
+
+    @model_validator(mode="after")
+    def _local(self):
+        if self.location and "://" in self.location:
+            raise ValueError("location: a local (or mounted) WAL archive directory, not a URL")
+        return self
+
+
 class TableExpectation(Model):
     min_rows: Annotated[int, Field(ge=0)] = 0
     timestamp: str | None = Field(None, description="column whose newest value gives the achieved RPO")
@@ -124,6 +140,7 @@ class BackupTarget(Target):
     row_count_tolerance_pct: Annotated[float, Field(ge=0, le=100)] = 0.0
     invariants: dict[str, InvariantQuery] = Field(default_factory=dict)
     restore_into: RestoreInto | None = None
+    wal_archive: WalArchiveSettings | None = None
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -147,6 +164,11 @@ class BackupTarget(Target):
             raise ValueError("format pg_basebackup verifies a local (or mounted) directory, not s3://")
         if self.restore_into is not None and self.format in ("redis_rdb", "pg_basebackup", *REPOSITORY_FORMATS):
             raise ValueError(f"restore_into: the restore drill restores logical dumps, not {self.format}")
+        if self.wal_archive is not None and self.format not in WAL_FORMATS:
+            raise ValueError(f"wal_archive: WAL continuity is checked for pgbackrest and pg_basebackup sets, "
+                             f"not {self.format}")
+        if self.wal_archive is not None and self.format != "pgbackrest" and not self.wal_archive.location:
+            raise ValueError(f"wal_archive: format {self.format} needs wal_archive.location (the archive directory)")
         if self.location and self.location.startswith("s3://") and self.s3 is None:
             object.__setattr__(self, "s3", S3Settings())
         return self
