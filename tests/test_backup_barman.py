@@ -162,9 +162,18 @@ def test_stale_latest_backup_fails_with_its_age(sandbox, barman_server, write_en
 
 def test_backup_waiting_for_wals_is_not_done(sandbox, barman_server, write_env, run_checks):
     """A backup whose closing WAL has not reached the archive yet (``barman backup`` without ``--wait``,
-    before ``barman cron`` archives the streamed WAL) is WAITING_FOR_WALS: not restorable yet, and said so."""
-    finished = subprocess.run(["barman", "-c", str(barman_server.config), "backup", "pg"], capture_output=True,
-                              text=True, timeout=90)
+    before its closing WAL is archived) is WAITING_FOR_WALS: not restorable yet, and said so.
+
+    The WAL receiver is paused during the backup: otherwise the closing segment can stream in before
+    ``barman backup`` processes the WAL it has, and the backup is DONE before the checks look.
+    """
+    os.killpg(barman_server.receiver.pid, signal.SIGSTOP)  # barman receive-wal and its pg_receivewal
+    try:
+        finished = subprocess.run(["barman", "-c", str(barman_server.config), "backup", "pg"],
+                                  capture_output=True, text=True, timeout=90)
+    finally:
+        os.killpg(barman_server.receiver.pid, signal.SIGCONT)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
     backup_id = next(line.rsplit(" ", 1)[-1] for line in finished.stdout.splitlines() if "copy via" in line)
     try:
         run = run_checks(write_env(environment(sandbox, barman_server)), "-k", "barman_latest")
