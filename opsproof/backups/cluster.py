@@ -112,9 +112,10 @@ def data_dir_refusal(backup, source_data_dir: str | None) -> str | None:
 def _chown_tree(path: Path, user) -> None:
     if user is None:
         return
+    os.lchown(path, user.pw_uid, user.pw_gid)
     for root, dirs, files in os.walk(path):
-        for name in [root, *(os.path.join(root, d) for d in dirs), *(os.path.join(root, f) for f in files)]:
-            os.lchown(name, user.pw_uid, user.pw_gid)
+        for name in (*dirs, *files):
+            os.lchown(os.path.join(root, name), user.pw_uid, user.pw_gid)
 
 
 class PhysicalRestore:
@@ -163,6 +164,8 @@ class PhysicalRestore:
         for old in (self.pgdata, self.socket_dir, self.data_dir / "tablespaces"):
             shutil.rmtree(old, ignore_errors=True)  # a previous drill's leftovers (the marker says so)
         (self.data_dir / "pg_hba.conf").write_text(HBA)
+        self.log.write_text("")
+        _chown_tree(self.log, user)  # pg_ctl -l writes it as the server user
         for directory in (self.pgdata, self.socket_dir):
             directory.mkdir(mode=0o700)
             _chown_tree(directory, user)
