@@ -109,6 +109,15 @@ def data_dir_refusal(backup, source_data_dir: str | None) -> str | None:
     return None
 
 
+def _server_error(log: str) -> str:
+    """The first FATAL or PANIC of a server log, without its timestamp prefix (``FATAL: could not ...``)."""
+    for line in log.splitlines():
+        match = re.search(r"\b(FATAL|PANIC):\s+(.*)", line)
+        if match:
+            return f"{match.group(1)}: {match.group(2).strip()}"
+    return first_error(log)
+
+
 def _chown_tree(path: Path, user) -> None:
     if user is None:
         return
@@ -214,7 +223,7 @@ class PhysicalRestore:
         self.pid = self._postmaster_pid()
         if result.returncode != 0:
             log = self.log.read_text(errors="replace") if self.log.exists() else ""
-            raise RestoreFailed(first_error(log) or first_error(result.stderr + result.stdout)
+            raise RestoreFailed(_server_error(log) or first_error(result.stderr + result.stdout)
                                 or f"pg_ctl start exited {result.returncode}")
         dsn = f"postgresql://{self.user}@/{self.database}?host={self.socket_dir}&port={self.port}"
         self.scratch = PostgresScratch(dsn, None, self.timeout_s)
