@@ -101,8 +101,8 @@ def stanza_set(stanza, data_dir: Path, **extra) -> dict:
 
 def stanza_environment(sandbox, stanza, port: int | None = None, **sets) -> dict:
     environment = sandbox_environment(sandbox, backups=sets)
-    environment["postgres"]["archived"] = {"dsn": f"postgresql://opsproof_admin@127.0.0.1:{port or stanza.port}/postgres",
-                                           "password": ADMIN_PASSWORD, "connect_timeout_s": 2}
+    dsn = f"postgresql://opsproof_admin@127.0.0.1:{port or stanza.port}/postgres"
+    environment["postgres"]["archived"] = {"dsn": dsn, "password": ADMIN_PASSWORD, "connect_timeout_s": 2}
     return environment
 
 
@@ -223,7 +223,7 @@ def test_physical_drill_refusals(sandbox, stanza, tmp_path, scratch_root, refuse
     previous.mkdir()
     (previous / ".opsproof-drill").write_text("")
     (previous / "leftover").write_text("")
-    repo = f"backups.r restore_into.data_dir"
+    repo = "backups.r restore_into.data_dir"
     source = os.path.realpath(stanza.data_dir)
     cases = [
         ({"tier": "production"}, stanza_set(stanza, scratch_root / "d"), None,

@@ -62,7 +62,7 @@ def pgbackrest_paths(settings) -> list[tuple[str, str]]:
             continue
         for key, value in config.items(section):
             if key == "pg1-path":
-                found.append((f"the stanza's pg1-path", value))
+                found.append(("the stanza's pg1-path", value))
             match = re.fullmatch(r"repo(\d+)-(path|type)", key)
             if match:
                 repos.setdefault(match.group(1), {})[match.group(2)] = value
