@@ -1,4 +1,5 @@
-"""The monthly restore drill: the latest backup restores strictly into a scratch database and verifies."""
+"""The monthly restore drill: the latest backup restores strictly into a scratch database (logical dumps)
+or a scratch data directory started as a throwaway server (pgBackRest, pg_basebackup), and verifies."""
 
 import pytest
 
@@ -6,7 +7,7 @@ pytestmark = [pytest.mark.backup, pytest.mark.destructive]
 
 
 @pytest.mark.p1
-@pytest.mark.formats("pg_custom", "pg_plain", "pg_plain_gz", "mysqldump_gz")
+@pytest.mark.formats("pg_custom", "pg_plain", "pg_plain_gz", "mysqldump_gz", "pgbackrest", "pg_basebackup")
 def test_latest_backup_restores_and_verifies_within_rto(backups_target, backups, restore_into, evidence):
     record = backups.drill(on_record=evidence.drill)
     for check in record["verifications"]:

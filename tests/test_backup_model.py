@@ -64,7 +64,7 @@ def test_a_full_backup_set_loads_with_secrets_registered(tmp_path):
      "format pg_custom needs a location (directory glob or s3:// URL)"),
     ("{of: redis.cache, format: redis_rdb, location: /b/*.rdb, rpo: 24h, rto: 1h, restore_into: "
      "{dsn: 'postgresql://x@h/d', scratch: true}}", "backups.db",
-     "restore_into: the restore drill restores logical dumps, not redis_rdb"),
+     "restore_into: the restore drill restores logical dumps, pgbackrest and pg_basebackup, not redis_rdb"),
     ("{of: postgres.main, format: pg_custom, location: /b/*.dump, rpo: 24h, rto: 1h, size_drop_max_fraction: 2}",
      "backups.db.size_drop_max_fraction", "Input should be less than 1"),
     ("{of: postgres.main, format: pg_custom, location: /b/*.dump, rpo: 24h, rto: 1h, wal_archive: {location: /w}}",

@@ -350,7 +350,7 @@ def test_a_velero_set_loads_with_its_defaults(tmp_path):
      "format velero reads Backup objects from the cluster's API: remove location"),
     ("{of: kubernetes.prod, format: velero, rpo: 24h, rto: 1h, velero: {}, restore_into: "
      "{dsn: 'postgresql://x@h/d', scratch: true}}", "backups.db",
-     "restore_into: the restore drill restores logical dumps, not velero"),
+     "restore_into: the restore drill restores logical dumps, pgbackrest and pg_basebackup, not velero"),
     ("{of: kubernetes.other, format: velero, rpo: 24h, rto: 1h, velero: {}}", "",
      "backups.db.of: kubernetes.other is not a target in this environment"),
     ("{of: postgres.main, format: velero, rpo: 24h, rto: 1h, velero: {}}", "backups.db",

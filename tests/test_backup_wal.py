@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from conftest import sandbox_environment
-from test_backup_pgbackrest import archived  # noqa: F401 - a cluster archiving into pgBackRest, one full backup
+from pgbackrest_cluster import archived  # noqa: F401 - a cluster archiving into pgBackRest, one full backup
 from test_backup_pgbackrest import environment as pgbackrest_environment
 from opsproof.backups import walnames
 from opsproof.sandbox import postgres as sandbox_pg

@@ -81,7 +81,7 @@ def test_sandbox_backup_adds_a_round_and_keeps_the_newest(sandbox, monkeypatch, 
     assert main(["sandbox", "backup", "--state-dir", sandbox.state_dir]) == 0
     kept = backups.rounds(directory)
     assert len(kept) == 2 and kept[0] > before[-1] and f"round {kept[-1]} written" in capsys.readouterr().out
-    assert sorted(p.name for p in directory.glob("base-*")) == [f"base-{kept[-1]}"]
+    assert sorted(p.name for p in directory.glob("base-*")) == [f"base-{kept[-1]}", f"base-{kept[-1]}.counts.json"]
     assert (directory / f"base-{kept[-1]}" / "backup_manifest").is_file()
     files = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.endswith((".counts.json", "SUMS")))
     assert {p.name.rsplit("-", 1)[-1].split(".")[0] for p in files} == set(kept)

@@ -162,7 +162,8 @@ class BackupProbe:
         from opsproof.backups.restore import Drill
 
         into = self.target.restore_into
-        return Drill(self.target, self.location, _secret(into.password)).run(on_record)
+        drill = Drill(self.target, self.location, _secret(into.password), source_dsn=self.source_dsn())
+        return drill.run(on_record)
 
     def close(self) -> None:
         if self._fetch_dir is not None:

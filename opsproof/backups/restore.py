@@ -1,7 +1,9 @@
-"""The restore drill: latest backup -> fresh scratch database -> verified -> dropped, timed against the RTO.
+"""The restore drill: latest backup -> fresh scratch target -> verified -> removed, timed against the RTO.
 
-The drill never raises past its clean-up: the scratch database is dropped in a ``finally`` (also
-on a failed verification or an interrupt) and its absence confirmed. It returns the drill record
+The scratch target is a database for logical dumps, a data directory with a throwaway server for
+pgBackRest and pg_basebackup (opsproof.backups.cluster). The drill never raises past its clean-up:
+the target is removed in a ``finally`` (also on a failed verification or an interrupt) and its
+absence confirmed. It returns the drill record
 the readiness report reads: backup, target, times, RTO/RPO target vs achieved, every verification.
 The achieved RPO is the age of the newest row in the tables given a ``timestamp`` column: the data a
 restore now would lose. The achieved RTO runs from listing the backup to the last verification.
@@ -31,6 +33,10 @@ def refusal(environment, backup, source_dsn: str | None) -> str | None:
                 f"into a scratch target of a staging or sandbox environment")
     if not into.scratch:
         return f"restore refused: {backup.where} restore_into is not declared scratch: true"
+    if into.data_dir:  # a physical drill: the directory must not overlap the source, its repository or backups
+        from opsproof.backups.cluster import data_dir_refusal, source_data_directory
+
+        return data_dir_refusal(backup, source_data_directory(environment, backup))
     if source_dsn and endpoint(into.dsn) == endpoint(source_dsn):
         host, port, database = endpoint(into.dsn)
         return (f"restore refused: {backup.where} restore_into is the source {backup.of} itself "
@@ -54,11 +60,60 @@ def _utc(moment: datetime | None) -> str | None:
     return moment.astimezone(timezone.utc).isoformat(timespec="seconds") if moment else None
 
 
-class Drill:
-    """One restore drill of one backup set; ``run()`` returns the drill record."""
+class LogicalRestore:
+    """The restore step of a logical drill: the latest dump fetched and restored into a fresh scratch
+    database, which ``clean_up`` drops (True once it is confirmed gone)."""
 
-    def __init__(self, backup, location, password: str | None, now=None):
+    def __init__(self, backup, location, password: str | None):
+        into = backup.restore_into
+        self.backup, self.location = backup, location
+        self.scratch = open_scratch(into.dsn, password, into.timeout_s)
+        host, port, database = endpoint(into.dsn)
+        self.target = f"{host}:{port}/{database}"
+        self.fetch_dir: Path | None = None
+
+    def latest(self):
+        files = self.location.files()
+        if not files:
+            raise ProbeError(f"no backup matches {self.location.describe()}")
+        return files[-1]
+
+    def restore(self, latest):
+        self.fetch_dir = Path(tempfile.mkdtemp(prefix="opsproof-drill-"))
+        fetched = self.location.fetch(latest, self.fetch_dir)
+        self.scratch.create()
+        self.scratch.restore(fetched, self.backup.format)
+        return self.scratch
+
+    def clean_up(self) -> bool:
+        try:
+            self.scratch.drop()
+            return not self.scratch.exists()
+        finally:
+            if self.fetch_dir is not None:
+                shutil.rmtree(self.fetch_dir, ignore_errors=True)  # our own folder: a local backup is read in place
+
+
+def restore_step(backup, location, password: str | None, source_dsn: str | None = None):
+    """Logical formats restore into restore_into.dsn; pgbackrest and pg_basebackup into restore_into.data_dir."""
+    if backup.restore_into.data_dir:
+        from opsproof.backups.cluster import PhysicalRestore
+
+        return PhysicalRestore(backup, location, source_dsn)
+    return LogicalRestore(backup, location, password)
+
+
+class Drill:
+    """One restore drill of one backup set; ``run()`` returns the drill record.
+
+    The restore step (``restore_step``) says which backup is the latest, restores it into a scratch
+    target and returns something to query (table_exists, row_count, newest, query); ``clean_up``
+    removes that target. The verification and the record are the same for every format.
+    """
+
+    def __init__(self, backup, location, password: str | None, now=None, step=None, source_dsn: str | None = None):
         self.backup, self.location, self.password = backup, location, password
+        self.step = step or restore_step(backup, location, password, source_dsn)
         self.now = now or (lambda: datetime.now(timezone.utc))
         self.verifications: list[dict] = []
 
@@ -69,14 +124,13 @@ class Drill:
         return holds
 
     def _recorded_counts(self, latest) -> dict[str, int]:
-        sidecar = self.location.beside(latest.name + COUNTS_SUFFIX)
+        sidecar = self.location.beside(latest.name + COUNTS_SUFFIX) if self.location is not None else None
         if sidecar is None:
             return {}
         try:
             return {str(k): int(v) for k, v in json.loads(self.location.read_bytes(sidecar))["tables"].items()}
         except (ValueError, KeyError, TypeError, AttributeError):
             raise ProbeError(f"{sidecar.name} is not a row-count sidecar ({{\"tables\": {{name: rows}}}})") from None
-
     def _check_data(self, scratch, latest) -> datetime | None:
         recorded = self._recorded_counts(latest)
         tables = dict.fromkeys([*self.backup.tables, *recorded])
@@ -109,27 +163,18 @@ class Drill:
 
     def run(self, on_record=None) -> dict:
         """Restore, verify, clean up; the record's outcome is "passed" only with cleanup confirmed."""
-        backup, into = self.backup, self.backup.restore_into
+        backup, step = self.backup, self.step
         started_at, started = self.now(), time.monotonic()
         record = {"kind": "restore", "backup_set": backup.name, "backup_id": None, "backup_time": None,
-                  "target": None, "started_at": _utc(started_at), "finished_at": None,
+                  "target": step.target, "started_at": _utc(started_at), "finished_at": None,
                   "rto_target_s": backup.rto, "rto_achieved_s": None,
                   "rpo_target_s": backup.rpo, "rpo_achieved_s": None,
                   "verifications": self.verifications, "cleanup_confirmed": False, "outcome": "failed"}
-        host, port, database = endpoint(into.dsn)
-        record["target"] = f"{host}:{port}/{database}"
-        files = self.location.files()
-        if not files:
-            raise ProbeError(f"no backup matches {self.location.describe()}")
-        latest = files[-1]
+        latest = step.latest()
         record.update(backup_id=latest.name, backup_time=_utc(latest.modified_at))
-        scratch = open_scratch(into.dsn, self.password, into.timeout_s)
-        fetch_dir = Path(tempfile.mkdtemp(prefix="opsproof-drill-"))
         try:
-            fetched = self.location.fetch(latest, fetch_dir)
-            scratch.create()
             try:
-                scratch.restore(fetched, backup.format)
+                scratch = step.restore(latest)
                 self.verify("restore_error", "none", "==", "none")
             except RestoreFailed as error:
                 self.verify("restore_error", str(error), "==", "none")
@@ -146,19 +191,17 @@ class Drill:
             record["error"] = first_line(error)
             raise
         finally:
-            record["cleanup_confirmed"] = self._clean_up(scratch)
+            record["cleanup_confirmed"] = self._clean_up()
             record["finished_at"] = _utc(self.now())
-            shutil.rmtree(fetch_dir, ignore_errors=True)  # our own folder: a local backup is read in place
             if record["outcome"] == "passed" and not record["cleanup_confirmed"]:
                 record["outcome"] = "failed"
             if on_record is not None:
                 on_record(record)  # a drill that raised still leaves its record for the readiness report
         return record
 
-    def _clean_up(self, scratch) -> bool:
-        """Drop the scratch database and confirm it is gone; False when either could not be done."""
+    def _clean_up(self) -> bool:
+        """The step removes its scratch target and confirms it is gone; False when it could not."""
         try:
-            scratch.drop()
-            return not scratch.exists()
+            return self.step.clean_up()
         except Exception:  # noqa: BLE001 - the record says cleanup was not confirmed
             return False

@@ -98,10 +98,13 @@ class PostgresScratch:
         self._admin("DROP DATABASE IF EXISTS {} WITH (FORCE)")
         self._admin("CREATE DATABASE {}")
 
-    def drop(self) -> None:
+    def close(self) -> None:
         if self._session is not None:
             self._session.close()
             self._session = None
+
+    def drop(self) -> None:
+        self.close()
         self._admin("DROP DATABASE IF EXISTS {} WITH (FORCE)")
 
     def exists(self) -> bool:

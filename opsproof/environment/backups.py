@@ -23,7 +23,9 @@ SOURCE_KIND = {"pg_custom": "postgres", "pg_plain": "postgres", "pg_plain_gz": "
                "pgbackrest": "postgres", "pg_basebackup": "postgres", "barman": "postgres",
                "mysqldump_gz": "mysql", "redis_rdb": "redis", "velero": "kubernetes"}
 REPOSITORY_FORMATS = ("pgbackrest", "barman", "velero")  # a tool's catalogue, not files at a location
-WAL_FORMATS = ("pgbackrest", "pg_basebackup")  # physical sets whose restore replays archived WAL
+LOGICAL_RESTORE_FORMATS = ("pg_custom", "pg_plain", "pg_plain_gz", "mysqldump_gz")  # into restore_into.dsn
+PHYSICAL_RESTORE_FORMATS = ("pgbackrest", "pg_basebackup")  # into restore_into.data_dir
+WAL_FORMATS = PHYSICAL_RESTORE_FORMATS  # physical sets whose restore replays archived WAL
 _UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -113,12 +115,22 @@ class InvariantQuery(Model):
 
 
 class RestoreInto(Model):
-    """Where the drill restores: a scratch server; the database in the DSN is dropped and recreated."""
+    """Where the drill restores: a scratch database (``dsn``, dropped and recreated) for logical dumps,
+    or a scratch ``data_dir`` for physical backups (restored into ``<data_dir>/pgdata``, started, removed)."""
 
-    dsn: Annotated[str, StringConstraints(pattern=r"^(postgres(ql)?|mysql)://\S+/[A-Za-z0-9_]+$")]
+    dsn: Annotated[str, StringConstraints(pattern=r"^(postgres(ql)?|mysql)://\S+/[A-Za-z0-9_]+$")] | None = None
+    data_dir: Annotated[str, StringConstraints(pattern=r"^/")] | None = Field(
+        None, description="absolute path on this host; the drill owns it (marker file) and removes it afterwards")
     password: SecretStr | None = None
     scratch: bool = False
     timeout_s: Annotated[float, Field(gt=0, le=86400)] = 1800.0
+
+    @model_validator(mode="after")
+    def _one_target(self):
+        if (self.dsn is None) == (self.data_dir is None):
+            raise ValueError("give exactly one of dsn (a scratch database, for logical dumps) or data_dir "
+                             "(a scratch data directory, for pgbackrest and pg_basebackup)")
+        return self
 
 
 class BackupTarget(Target):
@@ -162,8 +174,16 @@ class BackupTarget(Target):
             raise ValueError(f"format {self.format} needs a location (directory glob or s3:// URL)")
         if self.format == "pg_basebackup" and self.location.startswith("s3://"):
             raise ValueError("format pg_basebackup verifies a local (or mounted) directory, not s3://")
-        if self.restore_into is not None and self.format in ("redis_rdb", "pg_basebackup", *REPOSITORY_FORMATS):
-            raise ValueError(f"restore_into: the restore drill restores logical dumps, not {self.format}")
+        into = self.restore_into
+        if into is not None and self.format not in (*LOGICAL_RESTORE_FORMATS, *PHYSICAL_RESTORE_FORMATS):
+            raise ValueError(f"restore_into: the restore drill restores logical dumps, pgbackrest and "
+                             f"pg_basebackup, not {self.format}")
+        if into is not None and into.data_dir and self.format not in PHYSICAL_RESTORE_FORMATS:
+            raise ValueError(f"restore_into.data_dir: format {self.format} restores into a scratch database "
+                             f"(restore_into.dsn), not a data directory")
+        if into is not None and into.dsn and self.format not in LOGICAL_RESTORE_FORMATS:
+            raise ValueError(f"restore_into.dsn: format {self.format} restores into a scratch data directory "
+                             f"(restore_into.data_dir), not a database")
         if self.wal_archive is not None and self.format not in WAL_FORMATS:
             raise ValueError(f"wal_archive: WAL continuity is checked for pgbackrest and pg_basebackup sets, "
                              f"not {self.format}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -95,10 +96,13 @@ class Environment(Model):
         for backup in self.backups.values():  # two drills dropping one scratch database would collide
             if backup.restore_into is None:
                 continue
-            where = urlsplit(backup.restore_into.dsn)
-            database = (where.hostname, where.port, where.path)
+            if backup.restore_into.data_dir:  # a physical drill owns its data directory
+                database = ("data directory", os.path.normpath(backup.restore_into.data_dir))
+            else:
+                where = urlsplit(backup.restore_into.dsn)
+                database = ("database", where.hostname, where.port, where.path)
             if database in scratch_users:
-                raise ValueError(f"backups.{backup.name}.restore_into: the same scratch database as "
+                raise ValueError(f"backups.{backup.name}.restore_into: the same scratch {database[0]} as "
                                  f"backups.{scratch_users[database]}")
             scratch_users[database] = backup.name
         return self

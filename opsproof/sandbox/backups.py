@@ -4,8 +4,9 @@ A round, taken at ``up`` and by each ``opsproof sandbox backup`` (the sandbox's 
 into ``<state_dir>/backups``: a pg_dump custom-format file and a plain ``.sql.gz`` of the seeded
 database (each with a ``.counts.json`` sidecar of row counts taken in the same snapshot), a
 mysqldump when a MariaDB component published its variables, the Redis RDB and a ``pg_basebackup``
-directory with its backup manifest. The newest rounds are kept, as a retention policy would (so
-the size-history check has earlier backups to compare with); ``SHA256SUMS`` covers every kept file.
+directory with its backup manifest and its own ``base-<stamp>.counts.json`` sidecar. The newest
+rounds are kept, as a retention policy would (so the size-history check has earlier backups to
+compare with); ``SHA256SUMS`` covers every kept file.
 """
 
 from __future__ import annotations
@@ -97,9 +98,10 @@ def redis_rdb(box, directory: Path, stamp: str) -> list[Path]:
 
 def base_backup(box, directory: Path, stamp: str) -> Path:
     """A plain-format ``pg_basebackup`` with streamed WAL and a SHA-256 backup manifest."""
-    from opsproof.sandbox.postgres import ADMIN_USER, bindir
+    from opsproof.sandbox.postgres import ADMIN_USER, DATABASE, bindir
 
     path = directory / f"{BASE_PREFIX}{stamp}"
+    counts = {"taken_at": stamp, "tables": _pg_row_counts(box.pg_port, box.pg_admin_password, DATABASE)}
     command = [str(bindir() / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(box.pg_port), "-U", ADMIN_USER,
                "-D", str(path), "-Fp", "-X", "stream", "-c", "fast", "--no-sync", "--manifest-checksums=SHA256"]
     env = {**os.environ, "PGPASSWORD": box.pg_admin_password, "PGCONNECT_TIMEOUT": "5"}
@@ -107,6 +109,7 @@ def base_backup(box, directory: Path, stamp: str) -> Path:
     if result.returncode != 0:
         shutil.rmtree(path, ignore_errors=True)
         raise SandboxError(f"pg_basebackup failed: {(result.stderr or result.stdout).strip().splitlines()[-1:]}")
+    (directory / f"{path.name}.counts.json").write_text(json.dumps(counts, indent=2) + "\n")  # for the drill
     return path  # pg_verifybackup checks it against its own backup_manifest, not SHA256SUMS
 
 
@@ -133,6 +136,7 @@ def _prune(directory: Path) -> None:
     """Keep the newest rounds: files (and sidecars) by their stamp, base backups by theirs."""
     for stamp in _stamps(directory, f"{BASE_PREFIX}*")[:-KEPT_BASE_BACKUPS]:
         shutil.rmtree(directory / f"{BASE_PREFIX}{stamp}", ignore_errors=True)
+        (directory / f"{BASE_PREFIX}{stamp}.counts.json").unlink(missing_ok=True)
     for stamp in rounds(directory)[:-KEPT_ROUNDS]:
         for path in directory.glob(f"*-{stamp}.*"):
             path.unlink()

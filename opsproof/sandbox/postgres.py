@@ -6,12 +6,12 @@ import glob
 import os
 import secrets
 import shutil
-import subprocess
 import tempfile
 from importlib import resources
 from pathlib import Path
 
 from opsproof.sandbox.processes import SandboxError, require_binary, unprivileged_user
+from opsproof.sandbox.processes import run_unprivileged as _as_server_user
 
 DATABASE = "bankchain"
 APP_USER = "bankchain"
@@ -25,14 +25,6 @@ def bindir() -> Path:
         return Path(versions[-1]).parent
     initdb = require_binary("initdb", "postgresql")
     return Path(os.path.realpath(initdb)).parent
-
-
-def _as_server_user(args: list[str], **kwargs) -> subprocess.CompletedProcess:
-    user = unprivileged_user()
-    if user is not None:
-        kwargs.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
-        kwargs["env"] = {**os.environ, "HOME": "/tmp", "USER": user.pw_name, "LOGNAME": user.pw_name}
-    return subprocess.run(args, capture_output=True, text=True, **kwargs)
 
 
 def create_cluster(state_dir: Path, port: int, admin_password: str) -> Path:

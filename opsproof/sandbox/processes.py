@@ -1,92 +1,12 @@
-"""Small process helpers for the sandbox: free ports, waiting for a listener, stopping by pid."""
-
-from __future__ import annotations
-
-import os
-import pwd
-import shutil
-import signal
-import socket
-import time
+"""The sandbox's process helpers: the generic ones live in opsproof.processes (the drill uses them too)."""
 
 from opsproof.errors import SandboxError  # noqa: F401 - re-exported for the sandbox components
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout_s: float, what: str, process=None) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise SandboxError(f"{what} exited with code {process.returncode} before listening on {port}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise SandboxError(f"{what} did not listen on 127.0.0.1:{port} within {timeout_s:g} s")
-
-
-def stop_pid(pid: int, timeout_s: float = 10.0) -> bool:
-    """SIGTERM, then SIGKILL after ``timeout_s``; True when the process is gone."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return True
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            return True
-        time.sleep(0.05)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    return not alive(pid)
-
-
-def alive(pid: int) -> bool:
-    try:
-        finished, _ = os.waitpid(pid, os.WNOHANG)
-        if finished == pid:
-            return False
-    except ChildProcessError:
-        pass  # not our child: ask the kernel instead
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def unprivileged_user() -> pwd.struct_passwd | None:
-    """PostgreSQL refuses to run as root: as root, run it as ``postgres`` (or ``nobody``)."""
-    if os.geteuid() != 0:
-        return None
-    for name in ("postgres", "nobody"):
-        try:
-            return pwd.getpwnam(name)
-        except KeyError:
-            continue
-    raise SandboxError("running as root and no unprivileged user (postgres or nobody) exists to run PostgreSQL")
-
-
-def require_binary(name: str, package: str, candidates: tuple[str, ...] = ()) -> str:
-    for candidate in candidates:
-        if os.access(candidate, os.X_OK):
-            return candidate
-    found = shutil.which(name)
-    if found:
-        return found
-    raise SandboxError(f"{name} not found: install the Debian package {package} (apt-get install {package})")
-
+from opsproof.processes import (  # noqa: F401 - re-exported for the sandbox components
+    alive,
+    free_port,
+    require_binary,
+    run_unprivileged,
+    stop_pid,
+    unprivileged_user,
+    wait_for_port,
+)

@@ -1,0 +1,296 @@
+"""The physical restore step: a pgBackRest stanza or a pg_basebackup directory, restored into
+``<data_dir>/pgdata`` and started as a throwaway server, then stopped and removed.
+
+The server runs as the unprivileged user on a free loopback port with its own socket directory, its
+own ``pg_hba.conf`` (trust over that socket only, every TCP connection rejected) and archive_mode
+off, so the copy never pushes WAL into the source's archive. The drill owns ``data_dir``: it writes a
+marker file there first and refuses a non-empty directory without one.
+
+>>> step = PhysicalRestore(backup_target, location, "postgresql://app@db/app")   # doctest: +SKIP
+>>> scratch = step.restore(step.latest()); scratch.row_count("users"); step.clean_up()  # doctest: +SKIP
+500
+True
+"""
+
+from __future__ import annotations
+
+import configparser
+import glob
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from opsproof.backups.formats import first_error
+from opsproof.backups.location import BackupFile
+from opsproof.backups.scratch import PostgresScratch, RestoreFailed
+from opsproof.errors import ProbeError
+from opsproof.processes import alive, free_port, run_unprivileged, unprivileged_user
+
+MARKER = ".opsproof-drill"  # written first into data_dir: a directory without it is not ours to empty
+HBA = "local all all trust\nhost all all 0.0.0.0/0 reject\nhost all all ::/0 reject\n"
+_DEFAULT_CONFIGS = ("/etc/pgbackrest/pgbackrest.conf", "/etc/pgbackrest.conf")
+
+
+def _inside(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent.rstrip("/") + "/")
+
+
+def _static_prefix(pattern: str) -> str:
+    """The directory part of a glob before its first wildcard (``/b/base-*`` -> ``/b``)."""
+    parts = []
+    for part in Path(pattern).parts[:-1]:
+        if glob.has_magic(part):
+            break
+        parts.append(part)
+    return str(Path(*parts)) if parts else "/"
+
+
+def pgbackrest_paths(settings) -> list[tuple[str, str]]:
+    """The stanza's pg1-path and its posix repository paths, read from pgbackrest.conf."""
+    config = configparser.ConfigParser(interpolation=None, strict=False)
+    paths = [settings.config] if settings.config else list(_DEFAULT_CONFIGS)
+    if not config.read(paths):
+        return []
+    found, repos = [], {}
+    for section in ("global", settings.stanza):
+        if not config.has_section(section):
+            continue
+        for key, value in config.items(section):
+            if key == "pg1-path":
+                found.append(("the stanza's pg1-path", value))
+            match = re.fullmatch(r"repo(\d+)-(path|type)", key)
+            if match:
+                repos.setdefault(match.group(1), {})[match.group(2)] = value
+    for number, repo in sorted(repos.items()):
+        if repo.get("type", "posix") in ("posix", "cifs"):
+            found.append((f"the repository path (repo{number}-path)", repo.get("path", "/var/lib/pgbackrest")))
+    return found
+
+
+def source_data_directory(environment, backup) -> str | None:
+    """``SHOW data_directory`` on the source server; None when it does not answer or may not say."""
+    import psycopg
+
+    kind, _, name = backup.of.partition(".")
+    source = environment.targets(kind).get(name)
+    password = source.password.get_secret_value() if getattr(source, "password", None) else None
+    try:
+        with psycopg.connect(source.dsn, password=password, connect_timeout=5,
+                             options="-c statement_timeout=5000") as conn:
+            return conn.execute("SHOW data_directory").fetchone()[0]
+    except (psycopg.Error, OSError):
+        return None
+
+
+def data_dir_refusal(backup, source_data_dir: str | None) -> str | None:
+    """Why ``restore_into.data_dir`` must not be used (it overlaps what the drill must never touch)."""
+    data_dir = os.path.realpath(backup.restore_into.data_dir)
+    protected = [("the source's data_directory", source_data_dir)] if source_data_dir else []
+    if backup.format == "pgbackrest":
+        protected += pgbackrest_paths(backup.pgbackrest)
+    if backup.location:
+        protected.append(("the backups location", _static_prefix(backup.location)))
+    where = f"{backup.where} restore_into.data_dir {backup.restore_into.data_dir}"
+    for what, path in protected:
+        path = os.path.realpath(path)
+        if _inside(data_dir, path) or _inside(path, data_dir):
+            relation = "is" if path == data_dir else "is inside" if _inside(data_dir, path) else "contains"
+            return f"restore refused: {where} {relation} {what} {path}"
+    if os.path.isdir(data_dir) and os.listdir(data_dir) and not os.path.exists(os.path.join(data_dir, MARKER)):
+        return (f"restore refused: {where} is not empty and holds no {MARKER} marker: it is not a "
+                f"previous drill's directory")
+    if os.path.exists(data_dir) and not os.path.isdir(data_dir):
+        return f"restore refused: {where} is not a directory"
+    return None
+
+
+def _server_error(log: str) -> str:
+    """The first FATAL or PANIC of a server log, without its timestamp prefix (``FATAL: could not ...``)."""
+    for line in log.splitlines():
+        match = re.search(r"\b(FATAL|PANIC):\s+(.*)", line)
+        if match:
+            return f"{match.group(1)}: {match.group(2).strip()}"
+    return first_error(log)
+
+
+def _chown_tree(path: Path, user) -> None:
+    if user is None:
+        return
+    os.lchown(path, user.pw_uid, user.pw_gid)
+    for root, dirs, files in os.walk(path):
+        for name in (*dirs, *files):
+            os.lchown(os.path.join(root, name), user.pw_uid, user.pw_gid)
+
+
+class PhysicalRestore:
+    """The restore step of a physical drill (see ``Drill``): latest(), restore() -> scratch, clean_up()."""
+
+    def __init__(self, backup, location, source_dsn: str | None):
+        from opsproof.sandbox.postgres import bindir
+
+        self.backup, self.location = backup, location
+        self.timeout_s = backup.restore_into.timeout_s
+        self.data_dir = Path(os.path.realpath(backup.restore_into.data_dir))
+        self.pgdata, self.socket_dir = self.data_dir / "pgdata", self.data_dir / "socket"
+        self.log = self.data_dir / "server.log"
+        self.target = str(self.pgdata)
+        source = urlsplit(source_dsn or "")
+        self.user, self.database = source.username or "postgres", source.path.lstrip("/") or "postgres"
+        self.bindir = bindir()
+        self.port: int | None = None
+        self.pid: int | None = None
+        self.scratch: PostgresScratch | None = None
+
+    # --- which backup --------------------------------------------------------------------------
+    def _pgbackrest(self):
+        from opsproof.backups.pgbackrest import PgBackRest
+
+        settings = self.backup.pgbackrest
+        return PgBackRest(settings.stanza, settings.config, settings.timeout_s)
+
+    def latest(self) -> BackupFile:
+        if self.backup.format == "pgbackrest":
+            latest = self._pgbackrest().latest()
+            if latest is None:
+                raise ProbeError(f"no backup in pgbackrest stanza {self.backup.pgbackrest.stanza}")
+            return BackupFile(latest["label"], latest["label"], latest["size_bytes"] or 0, latest["stopped_at"])
+        found = self.location.directories()
+        if not found:
+            raise ProbeError(f"no backup matches {self.location.describe()}")
+        return found[-1]
+
+    # --- restore and start ---------------------------------------------------------------------
+    def _prepare(self) -> None:
+        user = unprivileged_user()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / MARKER).write_text("opsproof restore drill scratch directory: removed after each drill\n")
+        os.chmod(self.data_dir, 0o755)  # the server user traverses it
+        for old in (self.pgdata, self.socket_dir, self.data_dir / "tablespaces"):
+            shutil.rmtree(old, ignore_errors=True)  # a previous drill's leftovers (the marker says so)
+        (self.data_dir / "pg_hba.conf").write_text(HBA)
+        self.log.write_text("")
+        _chown_tree(self.log, user)  # pg_ctl -l writes it as the server user
+        for directory in (self.pgdata, self.socket_dir):
+            directory.mkdir(mode=0o700)
+            _chown_tree(directory, user)
+
+    def _run(self, args: list[str], what: str) -> subprocess.CompletedProcess:
+        try:
+            return run_unprivileged(args, timeout_s=self.timeout_s)
+        except FileNotFoundError:
+            raise RestoreFailed(f"{args[0]} not found") from None
+        except subprocess.TimeoutExpired:
+            raise RestoreFailed(f"{what} did not finish within {self.timeout_s:g} s") from None
+
+    def _restore_pgbackrest(self, latest: BackupFile) -> None:
+        settings = self.backup.pgbackrest
+        args = ["pgbackrest", f"--stanza={settings.stanza}", "--log-level-console=warn"]
+        if settings.config:
+            args.append(f"--config={settings.config}")
+        tablespaces = self.data_dir / "tablespaces"
+        tablespaces.mkdir(mode=0o700)
+        _chown_tree(tablespaces, unprivileged_user())
+        result = self._run([*args, "restore", f"--pg1-path={self.pgdata}", f"--set={latest.ref}", "--type=immediate",
+                            "--target-action=promote", "--archive-mode=off", f"--tablespace-map-all={tablespaces}"],
+                           "pgbackrest restore")
+        if result.returncode != 0:
+            raise RestoreFailed(first_error(result.stderr + result.stdout) or f"pgbackrest exited {result.returncode}")
+
+    def _restore_base_backup(self, latest: BackupFile) -> None:
+        source = Path(latest.ref)
+        if (source / "pg_tblspc").is_dir() and any((source / "pg_tblspc").iterdir()):
+            raise RestoreFailed(f"{latest.name} has tablespaces: restore it with its tablespace mapping by hand")
+        shutil.copytree(source, self.pgdata, symlinks=True, dirs_exist_ok=True)
+        (self.pgdata / "backup_manifest").unlink(missing_ok=True)
+        os.chmod(self.pgdata, 0o700)
+        _chown_tree(self.pgdata, unprivileged_user())
+
+    def _start(self) -> None:
+        self.port = free_port()
+        if not (self.pgdata / "postgresql.conf").exists():  # Debian keeps it in /etc: the defaults do
+            (self.pgdata / "postgresql.conf").write_text("")
+            _chown_tree(self.pgdata / "postgresql.conf", unprivileged_user())
+        options = [f"-c port={self.port}", "-c listen_addresses=127.0.0.1",
+                   f"-c unix_socket_directories={self.socket_dir}", "-c archive_mode=off",
+                   f"-c hba_file={self.data_dir / 'pg_hba.conf'}", "-c ssl=off", "-c logging_collector=off"]
+        result = self._run([str(self.bindir / "pg_ctl"), "-D", str(self.pgdata), "-l", str(self.log), "-w",
+                            "-t", str(int(self.timeout_s)), "-o", " ".join(options), "start"], "pg_ctl start")
+        self.pid = self._postmaster_pid()
+        if result.returncode != 0:
+            log = self.log.read_text(errors="replace") if self.log.exists() else ""
+            raise RestoreFailed(_server_error(log) or first_error(result.stderr + result.stdout)
+                                or f"pg_ctl start exited {result.returncode}")
+        dsn = f"postgresql://{self.user}@/{self.database}?host={self.socket_dir}&port={self.port}"
+        self.scratch = PostgresScratch(dsn, None, self.timeout_s)
+        deadline = time.monotonic() + self.timeout_s
+        while self.scratch.query("SELECT pg_is_in_recovery()")[0][0]:  # --type=immediate promotes at consistency
+            if time.monotonic() > deadline:
+                raise RestoreFailed(f"recovery did not end within {self.timeout_s:g} s")
+            time.sleep(0.1)
+
+    def _postmaster_pid(self) -> int | None:
+        try:
+            return int((self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return self.pid
+
+    def restore(self, latest: BackupFile) -> PostgresScratch:
+        """Restore ``latest`` and start it; RestoreFailed with the tool's first error line."""
+        self._prepare()
+        if self.backup.format == "pgbackrest":
+            self._restore_pgbackrest(latest)
+        else:
+            self._restore_base_backup(latest)
+        self._start()
+        return self.scratch
+
+    # --- clean up ------------------------------------------------------------------------------
+    def _stop(self) -> bool:
+        """pg_ctl stop fast, then immediate, then SIGKILL; True when no server process is left."""
+        if self.scratch is not None:
+            self.scratch.close()
+        pid = self._postmaster_pid()
+        if pid is None:
+            return True
+        for mode, wait_s in (("fast", 30), ("immediate", 10)):
+            if not alive(pid):
+                break
+            try:
+                run_unprivileged([str(self.bindir / "pg_ctl"), "-D", str(self.pgdata), "-m", mode, "-w", "-t",
+                                  str(wait_s), "stop"], timeout_s=wait_s + 5)
+            except subprocess.TimeoutExpired:
+                pass
+        if alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)  # its backends exit when they see the postmaster gone
+            except ProcessLookupError:
+                pass
+            deadline = time.monotonic() + 5
+            while alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        return not alive(pid)
+
+    def clean_up(self) -> bool:
+        """Stop the server and remove data_dir (the marker last); True when both are confirmed."""
+        try:
+            stopped = self._stop()
+        except Exception:  # noqa: BLE001 - the record says cleanup was not confirmed
+            stopped = False
+        if not self.data_dir.exists():
+            return stopped
+        for path in self.data_dir.iterdir():
+            if path.name != MARKER:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+        if any(p.name != MARKER for p in self.data_dir.iterdir()):
+            return False  # the marker stays: the next drill may empty it
+        (self.data_dir / MARKER).unlink(missing_ok=True)
+        self.data_dir.rmdir()
+        return stopped and not self.data_dir.exists()
