@@ -1,16 +1,19 @@
-"""Benchmark: restoring the sandbox database by the opsproof drill vs the bare ``pg_restore`` command.
+"""Benchmark: restoring the sandbox database by the opsproof drill vs the bare commands.
 
 Starts its own sandbox and, ``--runs`` times each (after a warm-up), times: the bare command
 (``pg_restore --exit-on-error --no-owner -d`` into a database created just before, not timed);
 the drill in-process (create, fetch, restore, verify tables/row counts/invariants, drop, confirm);
-and the whole ``opsproof run --suite backup -k restores`` process. Prints medians and the overhead
-ratios. Usage: ``.venv/bin/python bench/restore.py [--runs 7]``.
+and the whole ``opsproof run --suite backup -k restores`` process. For the physical drill: the bare
+copy of the latest base backup and ``pg_ctl start -w`` (stop and removal not timed) vs the drill
+of ``bankchain-base`` (restore, start, recovery ended, verify, stop, remove, confirm).
+Prints medians and the overhead ratios. Usage: ``.venv/bin/python bench/restore.py [--runs 7]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -19,10 +22,12 @@ import time
 from pathlib import Path
 
 from opsproof import sandbox as sandbox_module
+from opsproof.processes import free_port, run_unprivileged, unprivileged_user
 from opsproof.sandbox import postgres as sandbox_pg
 
 ROOT = Path(__file__).resolve().parent.parent
 SET = "bankchain-custom"
+PHYSICAL_SET = "bankchain-base"
 
 
 def bare_restore(box, dump: Path) -> float:
@@ -44,11 +49,36 @@ def bare_restore(box, dump: Path) -> float:
     return elapsed
 
 
-def drill_in_process(environment) -> float:
+def bare_physical_restore(base_backup: Path, scratch: Path) -> float:
+    """What an operator types: copy the base backup, start it, wait until it accepts connections."""
+    user = unprivileged_user()
+    pgdata, socket_dir = scratch / "pgdata", scratch / "socket"
+    shutil.rmtree(scratch, ignore_errors=True)
+    socket_dir.mkdir(parents=True)
+    os.chmod(scratch, 0o755)
+    started = time.perf_counter()
+    shutil.copytree(base_backup, pgdata, symlinks=True)
+    os.chmod(pgdata, 0o700)
+    for path in (socket_dir, pgdata, *pgdata.rglob("*")):
+        os.lchown(path, user.pw_uid, user.pw_gid)
+    options = f"-c port={free_port()} -c listen_addresses=127.0.0.1 -c unix_socket_directories={socket_dir} " \
+              "-c archive_mode=off"
+    pg_ctl = str(sandbox_pg.bindir() / "pg_ctl")
+    result = run_unprivileged([pg_ctl, "-D", str(pgdata), "-l", str(socket_dir / "log"), "-w", "-t", "120",
+                               "-o", options, "start"], timeout_s=130)
+    elapsed = time.perf_counter() - started
+    run_unprivileged([pg_ctl, "-D", str(pgdata), "-m", "immediate", "-w", "stop"], timeout_s=60)
+    shutil.rmtree(scratch, ignore_errors=True)
+    if result.returncode != 0:
+        sys.exit(f"bare pg_ctl start failed: {result.stdout}{result.stderr}")
+    return elapsed
+
+
+def drill_in_process(environment, name: str = SET) -> float:
     from opsproof.backups import BackupProbe
 
     started = time.perf_counter()
-    record = BackupProbe(environment.backups[SET], environment).drill()
+    record = BackupProbe(environment.backups[name], environment).drill()
     elapsed = time.perf_counter() - started
     if record["outcome"] != "passed" or not record["cleanup_confirmed"]:
         sys.exit(f"the drill did not pass: {record}")
@@ -89,12 +119,18 @@ def main() -> None:
         bare = median_of(args.runs, lambda: bare_restore(box, dump))
         drill = median_of(args.runs, lambda: drill_in_process(environment))
         cli = median_of(args.runs, lambda: drill_cli(env_file, state_dir / "reports"))
+        base_backup = sorted(p for p in Path(box.variables["SANDBOX_BACKUP_DIR"]).glob("base-*") if p.is_dir())[-1]
+        bare_physical = median_of(args.runs, lambda: bare_physical_restore(base_backup, state_dir / "bare-physical"))
+        physical = median_of(args.runs, lambda: drill_in_process(environment, PHYSICAL_SET))
     finally:
         sandbox_module.down(state_dir)
     print(f"sandbox database: {size_bytes} bytes custom-format dump; median of {args.runs} runs")
     print(f"bare pg_restore                      {bare * 1000:8.0f} ms")
     print(f"opsproof drill (create..verify..drop){drill * 1000:8.0f} ms   overhead ratio {drill / bare:.2f}x")
     print(f"opsproof run --suite backup (process){cli * 1000:8.0f} ms   overhead ratio {cli / bare:.2f}x")
+    print(f"bare base backup copy + pg_ctl start {bare_physical * 1000:8.0f} ms")
+    print(f"opsproof physical drill (..confirm)  {physical * 1000:8.0f} ms   overhead ratio "
+          f"{physical / bare_physical:.2f}x")
 
 
 if __name__ == "__main__":

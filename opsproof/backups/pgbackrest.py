@@ -29,19 +29,32 @@ class PgBackRest:
         except subprocess.TimeoutExpired:
             raise ProbeError(f"pgbackrest {command[0]} did not finish within {self.timeout_s:g} s") from None
 
+    def _json(self, *command: str):
+        """A pgbackrest command's ``--output=json`` answer; ProbeError with its first error line."""
+        result = self._run(*command, "--output=json")
+        if result.returncode != 0:
+            raise ProbeError(f"pgbackrest {' '.join(command)}: {first_error(result.stderr or result.stdout)}")
+        try:
+            return json.loads(result.stdout)
+        except ValueError:
+            raise ProbeError(f"pgbackrest {command[0]} did not return JSON") from None
+
     def info(self) -> dict:
         """The stanza's entry of ``pgbackrest info --output=json``."""
-        result = self._run("info", "--output=json")
-        if result.returncode != 0:
-            raise ProbeError(f"pgbackrest info: {first_error(result.stderr or result.stdout)}")
-        try:
-            stanzas = json.loads(result.stdout)
-        except ValueError:
-            raise ProbeError("pgbackrest info did not return JSON") from None
-        for stanza in stanzas:
+        for stanza in self._json("info"):
             if stanza.get("name") == self.stanza:
                 return stanza
         raise ProbeError(f"pgbackrest info does not list stanza {self.stanza}")
+
+    def repo_ls(self, path: str) -> dict:
+        """``repo-ls --recurse`` of a repository path: any repository type (posix, S3, Azure...)."""
+        return self._json("repo-ls", "--recurse", path)
+
+    def repo_get(self, path: str) -> str:
+        result = self._run("repo-get", path)
+        if result.returncode != 0:
+            raise ProbeError(f"pgbackrest repo-get {path}: {first_error(result.stderr or result.stdout)}")
+        return result.stdout
 
     def status(self) -> str:
         """``ok`` or pgBackRest's status message (``missing stanza path``, ``no valid backups``...)."""

@@ -19,7 +19,6 @@ barman-cloud#618: backups reported OK whose WAL was gone). Each segment is:
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -87,21 +86,8 @@ def _read_local(path: str) -> str:
 def list_pgbackrest(repository, archive_id: str) -> Listing:
     """The stanza's archive through ``pgbackrest repo-ls`` (any repository type: posix, S3, Azure...)."""
     path = f"archive/{repository.stanza}/{archive_id}"
-    result = repository._run("repo-ls", "--recurse", "--output=json", path)
-    if result.returncode != 0:
-        raise ProbeError(f"pgbackrest repo-ls {path}: {(result.stderr or result.stdout).strip()[:200]}")
-    try:
-        entries = json.loads(result.stdout)
-    except ValueError:
-        raise ProbeError("pgbackrest repo-ls did not return JSON") from None
-
-    def read(ref: str) -> str:
-        got = repository._run("repo-get", ref)
-        if got.returncode != 0:
-            raise ProbeError(f"pgbackrest repo-get {ref}: {(got.stderr or got.stdout).strip()[:200]}")
-        return got.stdout
-
-    listing = Listing(read_history=read)
+    entries = repository.repo_ls(path)
+    listing = Listing(read_history=repository.repo_get)
     for relative, info in entries.items():
         if info.get("type") == "file":
             listing.add(relative.rsplit("/", 1)[-1], f"{path}/{relative}", info.get("size"))
