@@ -120,7 +120,10 @@ def main() -> None:
         drill = median_of(args.runs, lambda: drill_in_process(environment))
         cli = median_of(args.runs, lambda: drill_cli(env_file, state_dir / "reports"))
         base_backup = sorted(p for p in Path(box.variables["SANDBOX_BACKUP_DIR"]).glob("base-*") if p.is_dir())[-1]
-        bare_physical = median_of(args.runs, lambda: bare_physical_restore(base_backup, state_dir / "bare-physical"))
+        scratch = Path(tempfile.mkdtemp(prefix="opsproof-bench-physical-"))
+        os.chmod(scratch, 0o755)  # the server user traverses it
+        bare_physical = median_of(args.runs, lambda: bare_physical_restore(base_backup, scratch / "bare"))
+        scratch.rmdir()
         physical = median_of(args.runs, lambda: drill_in_process(environment, PHYSICAL_SET))
     finally:
         sandbox_module.down(state_dir)
