@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import secrets
+import shlex
 import shutil
 import tempfile
 from importlib import resources
@@ -48,6 +49,24 @@ def create_cluster(state_dir: Path, port: int, admin_password: str) -> Path:
     if result.returncode != 0:
         raise SandboxError(f"initdb failed: {(result.stderr or result.stdout).strip().splitlines()[-1:]}")
     return data_dir
+
+
+def archive_wal(data_dir: Path) -> Path:
+    """Archive every finished WAL segment into a directory beside the cluster (``cp``, never overwriting).
+
+    Set in ``postgresql.auto.conf``, so a restart (a DR drill's) keeps archiving; a restore drill
+    starts its copy with ``archive_mode=off``.
+    """
+    archive_dir = data_dir.parent / "wal-archive"
+    archive_dir.mkdir(exist_ok=True)
+    user = unprivileged_user()
+    if user:
+        os.chown(archive_dir, user.pw_uid, user.pw_gid)
+    target = shlex.quote(str(archive_dir))
+    command = f"test ! -f {target}/%f && cp %p {target}/%f".replace("'", "''")
+    with open(data_dir / "postgresql.auto.conf", "a") as auto:
+        auto.write(f"archive_mode = on\narchive_command = '{command}'\n")
+    return archive_dir
 
 
 def start(data_dir: Path, port: int) -> int:
@@ -98,6 +117,7 @@ def seed(port: int, admin_password: str, app_password: str) -> None:
         if _has_extension(conn, "pg_stat_statements"):
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             conn.execute(f"GRANT pg_read_all_stats TO {APP_USER}")
+        conn.execute(f"GRANT pg_monitor TO {APP_USER}")  # pg_ls_waldir: tells a delayed WAL segment from a lost one
 
 
 def _has_extension(conn, name: str) -> bool:
@@ -119,6 +139,7 @@ def component(box) -> None:
                          SANDBOX_PG_DSN=dsn(port))
     data_dir = create_cluster(Path(box.state_dir), port, admin_password)
     cleanup = [str(data_dir.parent if data_dir.parent != Path(box.state_dir) else data_dir)]
+    box.variables["SANDBOX_WAL_ARCHIVE_DIR"] = str(archive_wal(data_dir))
     try:
         pid = start(data_dir, port)
     except BaseException:
