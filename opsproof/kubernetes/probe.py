@@ -59,7 +59,8 @@ class KubernetesProbe:
             self._client = client.ApiClient(configuration)
         return self._client
 
-    def _call(self, api: str, method: str, *args, **kwargs) -> dict:
+    def _call(self, api: str, method: str, *args, missing_ok: bool = False, **kwargs) -> dict | None:
+        """One API request, bounded by the timeout; ``missing_ok``: None when the API answers 404."""
         from kubernetes import client
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError as Urllib3Timeout
@@ -70,6 +71,8 @@ class KubernetesProbe:
                 *args, _preload_content=False, _request_timeout=self.timeout_s, **kwargs)
             return json.loads(response.data)
         except ApiException as exc:
+            if missing_ok and exc.status == 404:
+                return None
             raise ProbeError(f"{what}: HTTP {exc.status} {exc.reason}") from None
         except HTTPError as exc:
             reason = getattr(exc, "reason", None) or exc
@@ -118,15 +121,12 @@ class KubernetesProbe:
     def ready_endpoints(self, namespace: str, service: str) -> int:
         """Ready addresses behind a Service: EndpointSlices, or Endpoints where discovery/v1 is absent."""
         self._call("CoreV1Api", "read_namespaced_service", service, namespace)  # a missing Service is an error
-        try:
-            slices = self._call("DiscoveryV1Api", "list_namespaced_endpoint_slice", namespace,
-                                label_selector=f"kubernetes.io/service-name={service}").get("items") or []
-        except ProbeError as error:
-            if "HTTP 404" not in str(error):
-                raise
+        slices = self._call("DiscoveryV1Api", "list_namespaced_endpoint_slice", namespace, missing_ok=True,
+                            label_selector=f"kubernetes.io/service-name={service}")
+        if slices is None:  # no discovery/v1 on this cluster
             subsets = self._call("CoreV1Api", "read_namespaced_endpoints", service, namespace).get("subsets") or []
             return sum(len(s.get("addresses") or []) for s in subsets)
-        return sum(1 for s in slices for e in s.get("endpoints") or []
+        return sum(1 for s in slices.get("items") or [] for e in s.get("endpoints") or []
                    if (e.get("conditions") or {}).get("ready") is not False)
 
     def cronjob(self, namespace: str, name: str) -> dict:
@@ -141,13 +141,8 @@ class KubernetesProbe:
 
     def custom_object(self, group: str, version: str, namespace: str, plural: str, name: str) -> dict | None:
         """One custom resource, or None when the API says it does not exist (HTTP 404)."""
-        try:
-            return self._call("CustomObjectsApi", "get_namespaced_custom_object", group, version, namespace,
-                              plural, name)
-        except ProbeError as error:
-            if "HTTP 404" not in str(error):
-                raise
-            return None
+        return self._call("CustomObjectsApi", "get_namespaced_custom_object", group, version, namespace, plural,
+                          name, missing_ok=True)
 
     @staticmethod
     def now() -> datetime:
