@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from opsproof import sandbox as sandbox_module
-from opsproof.processes import free_port, run_unprivileged, unprivileged_user
+from opsproof.processes import free_port, give_to_unprivileged, run_unprivileged
 from opsproof.sandbox import postgres as sandbox_pg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +51,6 @@ def bare_restore(box, dump: Path) -> float:
 
 def bare_physical_restore(base_backup: Path, scratch: Path) -> float:
     """What an operator types: copy the base backup, start it, wait until it accepts connections."""
-    user = unprivileged_user()
     pgdata, socket_dir = scratch / "pgdata", scratch / "socket"
     shutil.rmtree(scratch, ignore_errors=True)
     socket_dir.mkdir(parents=True)
@@ -59,8 +58,8 @@ def bare_physical_restore(base_backup: Path, scratch: Path) -> float:
     started = time.perf_counter()
     shutil.copytree(base_backup, pgdata, symlinks=True)
     os.chmod(pgdata, 0o700)
-    for path in (socket_dir, pgdata, *pgdata.rglob("*")):
-        os.lchown(path, user.pw_uid, user.pw_gid)
+    give_to_unprivileged(socket_dir)
+    give_to_unprivileged(pgdata)
     options = f"-c port={free_port()} -c listen_addresses=127.0.0.1 -c unix_socket_directories={socket_dir} " \
               "-c archive_mode=off"
     pg_ctl = str(sandbox_pg.bindir() / "pg_ctl")

@@ -93,6 +93,16 @@ def require_binary(name: str, package: str, candidates: tuple[str, ...] = ()) ->
     raise SandboxError(f"{name} not found: install the Debian package {package} (apt-get install {package})")
 
 
+def give_to_unprivileged(path) -> None:
+    """Hand ``path`` and everything under it to ``unprivileged_user()`` (nothing to do when not root)."""
+    user = unprivileged_user()
+    if user is None:
+        return
+    os.lchown(path, user.pw_uid, user.pw_gid)
+    for root, dirs, files in os.walk(path):
+        for name in (*dirs, *files):
+            os.lchown(os.path.join(root, name), user.pw_uid, user.pw_gid)
+
 
 def run_unprivileged(args: list[str], timeout_s: float = 120, **kwargs) -> subprocess.CompletedProcess:
     """Run ``args`` as ``unprivileged_user()`` when root (HOME=/tmp), capturing text output."""

@@ -17,7 +17,7 @@ from pgbackrest_cluster import archived  # noqa: F401 - a cluster archiving into
 from test_backup_pgbackrest import environment as pgbackrest_environment
 from opsproof.backups import walnames
 from opsproof.sandbox import postgres as sandbox_pg
-from opsproof.sandbox.processes import free_port, unprivileged_user
+from opsproof.sandbox.processes import free_port
 
 ADMIN_PASSWORD = "wal-archive-admin-password"
 CHECKS = ("test_wal_archive_continuous_since_latest_base_backup", "test_wal_archive_timeline_matches_source")
@@ -26,9 +26,9 @@ CHECKS = ("test_wal_archive_continuous_since_latest_base_backup", "test_wal_arch
 class Cluster:
     """A cluster archiving each finished segment into ``archive``, with one plain base backup in ``base``."""
 
-    def __init__(self, root: Path, data_dir: Path, port: int):
+    def __init__(self, root: Path, data_dir: Path, port: int, archive: Path):
         self.root, self.data_dir, self.port = root, data_dir, port
-        self.archive, self.base = root / "archive", root / "base"
+        self.archive, self.base = archive, root / "base"
 
     def sql(self, statement: str):
         with psycopg.connect(host="127.0.0.1", port=self.port, user="opsproof_admin", dbname="postgres",
@@ -37,11 +37,7 @@ class Cluster:
             return cursor.fetchall() if cursor.description else None
 
     def start(self) -> None:
-        options = f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories='' -c fsync=off"
-        started = sandbox_pg._as_server_user([str(sandbox_pg.bindir() / "pg_ctl"), "-D", str(self.data_dir), "-l",
-                                              str(self.data_dir / "server.log"), "-w", "-t", "60", "-o", options,
-                                              "start"])
-        assert started.returncode == 0, started.stderr
+        sandbox_pg.start(self.data_dir, self.port)
 
     def switch(self, times: int = 1) -> None:
         """Write, finish the segment, and wait until the archiver has copied every finished one."""
@@ -62,16 +58,11 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster():
-    port, user = free_port(), unprivileged_user()
+    port = free_port()
     root = Path(tempfile.mkdtemp(prefix="opsproof-wal-"))
     os.chmod(root, 0o755)
     data_dir = sandbox_pg.create_cluster(root, port, ADMIN_PASSWORD)
-    (root / "archive").mkdir()
-    if user:
-        os.chown(root / "archive", user.pw_uid, user.pw_gid)
-    with open(data_dir / "postgresql.auto.conf", "a") as auto:
-        auto.write(f"archive_mode = on\narchive_command = 'test ! -f {root}/archive/%f && cp %p {root}/archive/%f'\n")
-    server = Cluster(root, data_dir, port)
+    server = Cluster(root, data_dir, port, sandbox_pg.archive_wal(data_dir))
     server.start()
     try:
         server.sql("CREATE TABLE filler (n int)")

@@ -11,6 +11,7 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
+from opsproof.processes import give_to_unprivileged
 from opsproof.sandbox.processes import SandboxError, require_binary, unprivileged_user
 from opsproof.sandbox.processes import run_unprivileged as _as_server_user
 
@@ -59,9 +60,7 @@ def archive_wal(data_dir: Path) -> Path:
     """
     archive_dir = data_dir.parent / "wal-archive"
     archive_dir.mkdir(exist_ok=True)
-    user = unprivileged_user()
-    if user:
-        os.chown(archive_dir, user.pw_uid, user.pw_gid)
+    give_to_unprivileged(archive_dir)
     target = shlex.quote(str(archive_dir))
     command = f"test ! -f {target}/%f && cp %p {target}/%f".replace("'", "''")
     with open(data_dir / "postgresql.auto.conf", "a") as auto:
@@ -127,7 +126,6 @@ def _has_extension(conn, name: str) -> bool:
 
 def dsn(port: int, user: str = APP_USER, database: str = DATABASE) -> str:
     return f"postgresql://{user}@127.0.0.1:{port}/{database}"
-
 
 
 def component(box) -> None:
