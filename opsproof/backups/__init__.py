@@ -32,6 +32,7 @@ class BackupProbe:
         self._fetch_dir: Path | None = None
         self._local: dict[str, Path] = {}
         self._barman = None
+        self._pgbackrest = None
         self._velero = None
         self._wal = None
 
@@ -107,10 +108,12 @@ class BackupProbe:
 
     # --- pgBackRest ----------------------------------------------------------------------------
     def pgbackrest(self):
+        """The set's pgBackRest stanza; its ``info`` is read once per run."""
         from opsproof.backups.pgbackrest import PgBackRest
 
-        settings = self.target.pgbackrest
-        return PgBackRest(settings.stanza, settings.config, settings.timeout_s)
+        if self._pgbackrest is None:
+            self._pgbackrest = PgBackRest.of(self.target.pgbackrest)
+        return self._pgbackrest
 
     def wal_archive(self):
         """The set's WAL archive (``wal_archive:``), listed once per run."""
@@ -136,7 +139,7 @@ class BackupProbe:
             from opsproof.probes import open_probe
 
             settings = self.target.velero
-            cluster = self.environment.targets("kubernetes")[self.target.of.partition(".")[2]]
+            cluster = self.target.source_in(self.environment)
             if settings.timeout_s:
                 cluster = cluster.model_copy(update={"request_timeout_s": settings.timeout_s})
             self._velero = Velero(open_probe(cluster, self.environment), settings)
@@ -144,12 +147,11 @@ class BackupProbe:
 
     # --- restore drill -------------------------------------------------------------------------
     def source_dsn(self) -> str | None:
-        kind, _, name = self.target.of.partition(".")
-        source = self.environment.targets(kind).get(name)
+        source = self.target.source_in(self.environment)
         if getattr(source, "dsn", None):
             return source.dsn
         if getattr(source, "host", None):  # MySQL targets are host/port/database
-            return f"{kind}://{source.host}:{source.port}/{getattr(source, 'database', None) or ''}"
+            return f"{source.kind}://{source.host}:{source.port}/{getattr(source, 'database', None) or ''}"
         return None
 
     def refusal(self) -> str | None:

@@ -29,7 +29,7 @@ from opsproof.backups.formats import first_error
 from opsproof.backups.location import BackupFile
 from opsproof.backups.scratch import PostgresScratch, RestoreFailed
 from opsproof.errors import ProbeError
-from opsproof.processes import alive, free_port, run_unprivileged, unprivileged_user
+from opsproof.processes import alive, free_port, give_to_unprivileged, run_unprivileged
 
 MARKER = ".opsproof-drill"  # written first into data_dir: a directory without it is not ours to empty
 HBA = "local all all trust\nhost all all 0.0.0.0/0 reject\nhost all all ::/0 reject\n"
@@ -76,8 +76,7 @@ def source_data_directory(environment, backup) -> str | None:
     """``SHOW data_directory`` on the source server; None when it does not answer or may not say."""
     import psycopg
 
-    kind, _, name = backup.of.partition(".")
-    source = environment.targets(kind).get(name)
+    source = backup.source_in(environment)
     password = source.password.get_secret_value() if getattr(source, "password", None) else None
     try:
         with psycopg.connect(source.dsn, password=password, connect_timeout=5,
@@ -118,15 +117,6 @@ def _server_error(log: str) -> str:
     return first_error(log)
 
 
-def _chown_tree(path: Path, user) -> None:
-    if user is None:
-        return
-    os.lchown(path, user.pw_uid, user.pw_gid)
-    for root, dirs, files in os.walk(path):
-        for name in (*dirs, *files):
-            os.lchown(os.path.join(root, name), user.pw_uid, user.pw_gid)
-
-
 class PhysicalRestore:
     """The restore step of a physical drill (see ``Drill``): latest(), restore() -> scratch, clean_up()."""
 
@@ -150,8 +140,7 @@ class PhysicalRestore:
     def _pgbackrest(self):
         from opsproof.backups.pgbackrest import PgBackRest
 
-        settings = self.backup.pgbackrest
-        return PgBackRest(settings.stanza, settings.config, settings.timeout_s)
+        return PgBackRest.of(self.backup.pgbackrest)
 
     def latest(self) -> BackupFile:
         if self.backup.format == "pgbackrest":
@@ -166,7 +155,6 @@ class PhysicalRestore:
 
     # --- restore and start ---------------------------------------------------------------------
     def _prepare(self) -> None:
-        user = unprivileged_user()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / MARKER).write_text("opsproof restore drill scratch directory: removed after each drill\n")
         os.chmod(self.data_dir, 0o755)  # the server user traverses it
@@ -174,10 +162,10 @@ class PhysicalRestore:
             shutil.rmtree(old, ignore_errors=True)  # a previous drill's leftovers (the marker says so)
         (self.data_dir / "pg_hba.conf").write_text(HBA)
         self.log.write_text("")
-        _chown_tree(self.log, user)  # pg_ctl -l writes it as the server user
+        give_to_unprivileged(self.log)  # pg_ctl -l writes it as the server user
         for directory in (self.pgdata, self.socket_dir):
             directory.mkdir(mode=0o700)
-            _chown_tree(directory, user)
+            give_to_unprivileged(directory)
 
     def _run(self, args: list[str], what: str) -> subprocess.CompletedProcess:
         try:
@@ -188,16 +176,13 @@ class PhysicalRestore:
             raise RestoreFailed(f"{what} did not finish within {self.timeout_s:g} s") from None
 
     def _restore_pgbackrest(self, latest: BackupFile) -> None:
-        settings = self.backup.pgbackrest
-        args = ["pgbackrest", f"--stanza={settings.stanza}", "--log-level-console=warn"]
-        if settings.config:
-            args.append(f"--config={settings.config}")
         tablespaces = self.data_dir / "tablespaces"
         tablespaces.mkdir(mode=0o700)
-        _chown_tree(tablespaces, unprivileged_user())
-        result = self._run([*args, "restore", f"--pg1-path={self.pgdata}", f"--set={latest.ref}", "--type=immediate",
-                            "--target-action=promote", "--archive-mode=off", f"--tablespace-map-all={tablespaces}"],
-                           "pgbackrest restore")
+        give_to_unprivileged(tablespaces)
+        result = self._run(self._pgbackrest().command(
+            "restore", f"--pg1-path={self.pgdata}", f"--set={latest.ref}", "--type=immediate",
+            "--target-action=promote", "--archive-mode=off", f"--tablespace-map-all={tablespaces}"),
+            "pgbackrest restore")
         if result.returncode != 0:
             raise RestoreFailed(first_error(result.stderr + result.stdout) or f"pgbackrest exited {result.returncode}")
 
@@ -208,13 +193,13 @@ class PhysicalRestore:
         shutil.copytree(source, self.pgdata, symlinks=True, dirs_exist_ok=True)
         (self.pgdata / "backup_manifest").unlink(missing_ok=True)
         os.chmod(self.pgdata, 0o700)
-        _chown_tree(self.pgdata, unprivileged_user())
+        give_to_unprivileged(self.pgdata)
 
     def _start(self) -> None:
         self.port = free_port()
         if not (self.pgdata / "postgresql.conf").exists():  # Debian keeps it in /etc: the defaults do
             (self.pgdata / "postgresql.conf").write_text("")
-            _chown_tree(self.pgdata / "postgresql.conf", unprivileged_user())
+            give_to_unprivileged(self.pgdata / "postgresql.conf")
         options = [f"-c port={self.port}", "-c listen_addresses=127.0.0.1",
                    f"-c unix_socket_directories={self.socket_dir}", "-c archive_mode=off",
                    f"-c hba_file={self.data_dir / 'pg_hba.conf'}", "-c ssl=off", "-c logging_collector=off"]

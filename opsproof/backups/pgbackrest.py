@@ -17,13 +17,24 @@ from opsproof.errors import ProbeError
 class PgBackRest:
     def __init__(self, stanza: str, config: str | None = None, timeout_s: float = 120.0):
         self.stanza, self.config, self.timeout_s = stanza, config, timeout_s
+        self._info: dict | None = None
 
-    def _run(self, *command: str, log_level: str = "warn") -> subprocess.CompletedProcess:
+    @classmethod
+    def of(cls, settings) -> "PgBackRest":
+        """The repository a backup set's ``pgbackrest:`` section names."""
+        return cls(settings.stanza, settings.config, settings.timeout_s)
+
+    def command(self, *command: str, log_level: str = "warn") -> list[str]:
+        """The pgbackrest command line for this stanza (and its config file)."""
         args = ["pgbackrest", f"--stanza={self.stanza}", f"--log-level-console={log_level}"]
         if self.config:
             args.append(f"--config={self.config}")
+        return [*args, *command]
+
+    def _run(self, *command: str, log_level: str = "warn") -> subprocess.CompletedProcess:
         try:
-            return subprocess.run([*args, *command], capture_output=True, text=True, timeout=self.timeout_s)
+            return subprocess.run(self.command(*command, log_level=log_level), capture_output=True, text=True,
+                                  timeout=self.timeout_s)
         except FileNotFoundError:
             raise ProbeError("pgbackrest not found: install the Debian package pgbackrest") from None
         except subprocess.TimeoutExpired:
@@ -40,11 +51,13 @@ class PgBackRest:
             raise ProbeError(f"pgbackrest {command[0]} did not return JSON") from None
 
     def info(self) -> dict:
-        """The stanza's entry of ``pgbackrest info --output=json``."""
-        for stanza in self._json("info"):
-            if stanza.get("name") == self.stanza:
-                return stanza
-        raise ProbeError(f"pgbackrest info does not list stanza {self.stanza}")
+        """The stanza's entry of ``pgbackrest info --output=json`` (read once: status, latest backup and
+        the archive all come from it)."""
+        if self._info is None:
+            self._info = next((s for s in self._json("info") if s.get("name") == self.stanza), None)
+            if self._info is None:
+                raise ProbeError(f"pgbackrest info does not list stanza {self.stanza}")
+        return self._info
 
     def repo_ls(self, path: str) -> dict:
         """``repo-ls --recurse`` of a repository path: any repository type (posix, S3, Azure...)."""

@@ -131,6 +131,7 @@ class Drill:
             return {str(k): int(v) for k, v in json.loads(self.location.read_bytes(sidecar))["tables"].items()}
         except (ValueError, KeyError, TypeError, AttributeError):
             raise ProbeError(f"{sidecar.name} is not a row-count sidecar ({{\"tables\": {{name: rows}}}})") from None
+
     def _check_data(self, scratch, latest) -> datetime | None:
         recorded = self._recorded_counts(latest)
         tables = dict.fromkeys([*self.backup.tables, *recorded])

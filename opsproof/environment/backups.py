@@ -193,6 +193,11 @@ class BackupTarget(Target):
             object.__setattr__(self, "s3", S3Settings())
         return self
 
+    def source_in(self, environment) -> Target | None:
+        """The target this set backs up (``of: postgres.main``), or None when the file declares none."""
+        kind, _, name = self.of.partition(".")
+        return (getattr(environment, kind, None) or {}).get(name)
+
     @property
     def rpo_s(self) -> float:
         return self.rpo

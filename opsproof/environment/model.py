@@ -89,8 +89,7 @@ class Environment(Model):
     @model_validator(mode="after")
     def _backup_sources_exist(self):
         for backup in self.backups.values():
-            kind, _, name = backup.of.partition(".")
-            if name not in (getattr(self, kind, None) or {}):
+            if backup.source_in(self) is None:
                 raise ValueError(f"backups.{backup.name}.of: {backup.of} is not a target in this environment")
         scratch_users: dict[tuple, str] = {}
         for backup in self.backups.values():  # two drills dropping one scratch database would collide
