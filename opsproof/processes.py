@@ -71,6 +71,30 @@ def alive(pid: int) -> bool:
         return True
 
 
+def identity(pid: int) -> dict | None:
+    """What tells this process apart from a later one reusing its pid: its start time (clock ticks since
+    boot, /proc/<pid>/stat field 22) and command line; None when there is no such process.
+
+    >>> identity(os.getpid())["start_ticks"] > 0
+    True
+    """
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(") ", 1)[1].split()
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            argv = [arg.decode(errors="replace") for arg in cmdline.read().split(b"\0") if arg]
+    except (OSError, IndexError):
+        return None
+    return {"pid": pid, "start_ticks": int(fields[19]), "cmdline": argv}
+
+
+def same_process(recorded: dict) -> bool:
+    """True when ``recorded`` (an ``identity()``) still names the running process it was taken of:
+    same pid, same start time. A pid reused by another program is not it, whatever its name."""
+    current = identity(recorded["pid"])
+    return current is not None and current["start_ticks"] == recorded.get("start_ticks") and alive(recorded["pid"])
+
+
 def unprivileged_user() -> pwd.struct_passwd | None:
     """PostgreSQL refuses to run as root: as root, run it as ``postgres`` (or ``nobody``)."""
     if os.geteuid() != 0:
