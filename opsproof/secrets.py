@@ -14,7 +14,7 @@ import html
 import json
 import re
 from collections.abc import Callable, Mapping
-from functools import lru_cache
+from functools import cache
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -82,7 +82,7 @@ ESCAPES: tuple[Callable[[str], str], ...] = (
 ESCAPE_DEPTH = 4  # pytest-html's log: repr, then HTML, then JSON, then markupsafe
 
 
-@lru_cache(maxsize=None)
+@cache
 def _char_pattern(char: str) -> str:
     """A regular expression for ``char`` as written and as every chain of up to ESCAPE_DEPTH escapes writes it."""
     forms, frontier = {char}, {char}

@@ -215,9 +215,9 @@ def test_a_secret_shorter_than_4_characters_is_refused_before_anything_runs(tmp_
     result = subprocess.run([sys.executable, "-m", "opsproof.cli", "run", "--env", str(path), "--reports-dir",
                              str(tmp_path / "reports")], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert result.returncode == 4
-    assert [line for line in result.stderr.splitlines() if line.strip()] == [
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [(
         "ERROR: environments/under-test.yaml: redis.cache.password: ${SHORT_PASSWORD} holds a secret of 3 "
         "characters; secrets shorter than 4 characters are refused, since they cannot be redacted without "
-        "masking ordinary text"]
+        "masking ordinary text")]
     assert "abc" not in result.stdout + result.stderr
     assert not (tmp_path / "reports").exists()
