@@ -53,7 +53,7 @@ class Sandbox:
         self.processes[name] = {"pid": pid, "port": port, "identity": started_identity(pid), **how_to_stop}
         self.save()
 
-    def running(self) -> bool:
+    def is_up(self) -> bool:
         """Every recorded process is still the one started."""
         return all(running(name, record) for name, record in self.processes.items())
 
@@ -105,7 +105,7 @@ def up(state_dir: Path | None = None) -> Sandbox:
     state_dir = Path(state_dir or default_state_dir()).resolve()
     running = load(state_dir)
     wanted = [name for name, _ in components()]
-    if running and running.details.get("components") == wanted and running.running():
+    if running and running.details.get("components") == wanted and running.is_up():
         return running
     if running:  # stopped, half-dead, or started by an older opsproof with other components
         down(state_dir)
@@ -128,7 +128,7 @@ def backup(state_dir: Path | None = None) -> str:
     from opsproof.sandbox import backups
 
     box = load(state_dir)
-    if box is None or not box.running():
+    if box is None or not box.is_up():
         raise SandboxError("the sandbox is not running: start it with `opsproof sandbox up`")
     return backups.take_round(box)
 
