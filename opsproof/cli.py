@@ -99,8 +99,10 @@ def cmd_sandbox(args: argparse.Namespace, extra: list[str]) -> int:
             print("sandbox is not up")
             return EXIT_GATING
     else:
-        stopped = sandbox.down(state_dir)
+        stopped, left_alone = sandbox.down(state_dir)
         print(f"sandbox down: stopped {', '.join(stopped) if stopped else 'nothing (was not running)'}")
+        for line in left_alone:
+            print(f"sandbox down: left alone {line}")
     return EXIT_OK
 
 

@@ -56,7 +56,7 @@ class DrDrill:
         record = {"kind": "dr", "scenario": s.name, "started_at": _now(), "target": "", "steps": [],
                   "verifications": [], "rto_target_s": s.rto_s, "rpo_target_s": s.rpo_s, "rto_achieved_s": None,
                   "rpo_achieved_s": None, "failed_step": None, "error": None}
-        self.replaced_pids: list[int] = []
+        self.replaced: list[tuple[str, dict]] = []  # (name, state record) of each process taken down
         try:
             record.update(self._prepare())
         except StepFailed as error:
@@ -92,12 +92,12 @@ class DrDrill:
         return self._finish(record, None, None)
 
     def _finish(self, record: dict, failed_step: str | None, error: str | None) -> dict:
-        from opsproof.sandbox.processes import alive
+        from opsproof.sandbox.processes import running
 
         record.update(failed_step=failed_step, error=error, finished_at=_now())
         record["target"] = record["target"] or getattr(self, "target", "")
         # cleanup: every process the drill took down or replaced is gone (its files go at sandbox down)
-        record["cleanup_confirmed"] = not any(alive(pid) for pid in self.replaced_pids)
+        record["cleanup_confirmed"] = not any(running(name, process) for name, process in self.replaced)
         within = (record["rto_achieved_s"] is not None and record["rto_achieved_s"] <= record["rto_target_s"]
                   and record["rpo_achieved_s"] is not None and record["rpo_achieved_s"] <= record["rpo_target_s"])
         record["outcome"] = "passed" if failed_step is None and within and record["cleanup_confirmed"] else "failed"
@@ -143,13 +143,16 @@ class DrDrill:
         return f"{stopped}; dump.rdb removed"
 
     def _stop(self, name: str) -> str:
-        from opsproof.sandbox import stop_process
+        from opsproof.sandbox import LeftAlone, stop_process
 
         process = self.box.processes.get(name)
         if process is None:
             raise StepFailed(f"the sandbox has no {name} process")
-        stop_process(process)
-        self.replaced_pids.append(process["pid"])
+        try:
+            stop_process(name, process)
+        except LeftAlone as error:
+            raise StepFailed(f"left alone {error}") from None
+        self.replaced.append((name, process))
         return f"{name} (pid {process['pid']}) stopped"
 
     # --- recover -----------------------------------------------------------------------------------
@@ -157,10 +160,10 @@ class DrDrill:
     def restore_database(self) -> str:
         """A fresh cluster on the database's port, the roles, then pg_restore of the latest backup."""
         from opsproof.sandbox import postgres
-        from opsproof.sandbox.processes import alive
+        from opsproof.sandbox.processes import running
 
         old = self.box.processes["postgres"]
-        if alive(old["pid"]):
+        if running("postgres", old):
             raise StepFailed("the database is still running: stop_database must come before restore_database")
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
         base = self.state_dir / f"dr-{stamp}"

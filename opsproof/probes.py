@@ -33,6 +33,14 @@ def _http(target, environment: Environment):
                      follow_redirects=target.follow_redirects, proxy=target.proxy)
 
 
+def dependency_probe(dependency):
+    """A dependency's own client: its URL and timeout and nothing of its target's (no token, basic
+    credentials, headers, proxy or CA), so a third party's status page never sees them."""
+    from opsproof.http import HttpProbe
+
+    return HttpProbe(dependency.url, dependency.timeout_s)
+
+
 def _prometheus(target, environment: Environment):
     from opsproof.metrics import PrometheusProbe
 

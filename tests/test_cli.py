@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 
 import httpx
+import pytest
 
-from conftest import sandbox_environment
+from conftest import ROOT, sandbox_environment
 
 
 def opsproof(*args: str, env_vars: dict) -> subprocess.CompletedProcess:
@@ -38,3 +43,39 @@ def test_run_with_bad_environment_exits_4(tmp_path, write_env):
     assert result.returncode == 4
     assert result.stderr.strip().endswith("under-test.yaml: http.api.url: String should match pattern '^https?://\\S+$'")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("runner", ["opsproof run", "pytest"])
+def test_sigterm_ends_the_run_like_ctrl_c_with_reports_history_and_exit_2(runner, write_env, tmp_path):
+    """A CI cancel (SIGTERM) during a check that waits: the three reports and the history record are
+    written, and the run exits 2 (interrupted)."""
+    with socket.socket() as listener:  # answers nothing: the health check waits on it
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listener.settimeout(60)
+        port = listener.getsockname()[1]
+        path = write_env({"tier": "staging", "http": {"api": {"url": f"http://127.0.0.1:{port}", "timeout_s": 30,
+                                                               "health": {"path": "/health"}}}})
+        reports = tmp_path / "reports"
+        if runner == "opsproof run":
+            command = ["-m", "opsproof.cli", "run", "--env", str(path), "--reports-dir", str(reports)]
+        else:
+            command = ["-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT), str(ROOT / "checks"),
+                       "--env", str(path), "--reports-dir", str(reports), "-p", "no:cacheprovider"]
+        process = subprocess.Popen([sys.executable, *command], cwd=tmp_path, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+        connection, _ = listener.accept()  # the run is under way: its first check is waiting for an answer
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+        stopped_s = time.monotonic() - started
+        connection.close()
+    assert process.returncode == 2, output
+    (run_dir,) = [p for p in (reports / "under-test").iterdir() if p.is_dir()]
+    assert {p.name for p in run_dir.iterdir()} == {"report.html", "junit.xml", "results.json"}
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["interrupted"] is True and results["exit_code"] == 2
+    (record,) = [json.loads(line) for line in (reports / "under-test" / "history.jsonl").read_text().splitlines()]
+    assert sorted(a["name"] for a in record["artifacts"]) == ["junit.xml", "report.html", "results.json"]
+    assert record["verdict"] == results["verdict"]
+    assert stopped_s < 10, f"the run took {stopped_s:.1f} s to stop after SIGTERM"

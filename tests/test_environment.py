@@ -113,3 +113,20 @@ def test_unknown_command_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as raised:
         main(["frobnicate"])
     assert raised.value.code == 4
+
+
+def test_what_is_sent_in_place_of_a_secret_and_variables_in_requests_are_secrets(tmp_path):
+    """Basic credentials go over the wire as base64 of user:password (from auth or a URL's userinfo); a
+    ${VAR} in a request's headers or body is a secret whatever its name (the server may echo it back)."""
+    text = GOOD.replace("    headers: {Authorization: \"Bearer ${STAGING_API_TOKEN}\"}\n", """\
+    auth: {basic_user: bot, basic_password: basic-pw-1}
+    requests:
+      - {name: a, method: POST, path: /a, request_headers: {X-Sig: "${SIG_VALUE}"}, json_body: {note: "${NOTE}"}}
+      - {name: b, method: POST, path: /b, body: "id=${ACCOUNT_ID}"}
+  hook:
+    url: https://ops:url-pw-2@hooks.example.com/
+""")
+    loaded = load_environment(write(tmp_path, text), {**VARIABLES, "SIG_VALUE": "sig-3", "NOTE": "note-4",
+                                                       "ACCOUNT_ID": "acct-5"})
+    assert {"basic-pw-1", "Ym90OmJhc2ljLXB3LTE=", "url-pw-2", "b3BzOnVybC1wdy0y", "sig-3", "note-4",
+            "acct-5"} <= loaded.secrets

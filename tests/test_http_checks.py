@@ -174,6 +174,52 @@ def test_hung_dependency_errors_in_its_own_timeout_and_leaves_the_target_reachab
     assert run.record("test_health_returns_expected_status")["outcome"] == "passed"
 
 
+def test_a_dependency_sees_nothing_of_its_targets_credentials_headers_proxy_or_ca(
+        sandbox, write_env, run_checks, httpserver, refused_port, monkeypatch):
+    """A third party's status URL gets its own client: no token, basic credentials, headers, proxy or CA."""
+    from werkzeug import Response
+
+    seen: list[dict] = []
+
+    def echo(request):
+        seen.append(dict(request.headers))
+        return Response(json.dumps({"status": "operational"}), content_type="application/json")
+
+    httpserver.expect_request("/status").respond_with_handler(echo)
+    monkeypatch.setenv("DEP_TARGET_TOKEN", "dep-token-4c1f9e")
+    monkeypatch.setenv("DEP_TARGET_PASSWORD", "dep-basic-77ad02")
+    dependency = {"name": "payments", "url": httpserver.url_for("/status"), "json": {"status": "operational"},
+                  "timeout_s": 2}
+    https_dependency = {"name": "front", "url": f"{sandbox.variables['SANDBOX_HTTPS_URL']}/status/payments",
+                        "timeout_s": 2}
+    environment = {"tier": "sandbox", "http": {
+        "bearer": {"url": "http://127.0.0.1:9", "auth": {"bearer_token": "${DEP_TARGET_TOKEN}"},
+                   "headers": {"X-Tenant-Key": "tenant-key-51e0"}, "proxy": f"http://127.0.0.1:{refused_port}",
+                   "tls": {"ca_file": sandbox.variables["SANDBOX_CA_FILE"]},
+                   "dependencies": [dependency, https_dependency]},
+        "basic": {"url": "http://127.0.0.1:9", "auth": {"basic_user": "operator",
+                                                          "basic_password": "${DEP_TARGET_PASSWORD}"},
+                  "dependencies": [dependency]},
+    }}
+    run = run_checks(write_env(environment), "-k", "dependency")
+    for headers in seen:
+        assert {name.lower() for name in headers} & {"authorization", "x-tenant-key", "proxy-authorization"} == set()
+        assert not [v for v in headers.values() if "dep-token-4c1f9e" in v or "tenant-key-51e0" in v]
+    outcomes = {r["id"].split("::")[-1]: r["outcome"] for r in run.results["checks"]}
+    # the target's proxy (a refused port) was not used: the echo server was reached directly, twice
+    assert outcomes == {"test_dependency_is_available[bearer:payments]": "passed",
+                        "test_dependency_is_available[bearer:front]": "error",
+                        "test_dependency_is_available[basic:payments]": "passed",
+                        "test_dependency_reports_expected_fields[bearer:payments]": "passed",
+                        "test_dependency_reports_expected_fields[bearer:front]": "error",
+                        "test_dependency_reports_expected_fields[basic:payments]": "passed"}, run.output
+    assert len(seen) == 2
+    # the target trusts the sandbox CA for itself; its dependency verifies against the system store
+    front = next(r for r in run.results["checks"] if r["id"].endswith("available[bearer:front]"))
+    assert front["message"].startswith(f"could not measure on http.bearer: GET {https_dependency['url']}: ConnectError")
+    assert "CERTIFICATE_VERIFY_FAILED" in front["message"]
+
+
 def test_fifty_silent_targets_overlap_their_timeouts(write_env, run_checks, silent_port):
     targets = {f"hung{i:02d}": {"url": f"http://127.0.0.1:{silent_port}", "timeout_s": 1,
                                 "health": {"path": "/health", "status": 200}} for i in range(50)}

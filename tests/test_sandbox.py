@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -13,6 +15,7 @@ import pytest
 import redis
 
 from opsproof.cli import main
+from opsproof.processes import identity
 from opsproof.sandbox import down, load
 from opsproof.sandbox.processes import alive
 
@@ -93,3 +96,73 @@ def test_sandbox_backup_needs_a_running_sandbox(tmp_path, capsys):
     assert main(["sandbox", "backup", "--state-dir", str(tmp_path / "none")]) == 4
     assert capsys.readouterr().err == (
         "opsproof: sandbox: the sandbox is not running: start it with `opsproof sandbox up`\n")
+
+
+@pytest.fixture
+def strangers():
+    """Two processes that belong to no sandbox; killed afterwards if anything left them running."""
+    started = [subprocess.Popen(["sleep", "300"]) for _ in range(2)]
+    yield started
+    for process in started:
+        process.kill()
+        process.wait()
+
+
+def test_down_leaves_alone_the_processes_it_did_not_start_and_says_so(tmp_path, strangers, capsys):
+    """A state file naming unrelated pids signals none of them: one recorded with another start time (its
+    pid since reused), one from an older opsproof that recorded no identities (a command line that is
+    not the component's)."""
+    reused, unrecorded = strangers
+    recorded = identity(reused.pid)
+    state_dir = tmp_path / "box"
+    state_dir.mkdir()
+    (state_dir / "state.json").write_text(json.dumps({"state_dir": str(state_dir), "processes": {
+        "redis": {"pid": reused.pid, "port": 6399,
+                  "identity": {**recorded, "start_ticks": recorded["start_ticks"] - 1}},
+        "api": {"pid": unrecorded.pid, "port": 8099},
+    }, "variables": {}, "details": {}}))
+    assert main(["sandbox", "status", "--state-dir", str(state_dir)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        (f"redis     stopped pid {reused.pid} on 127.0.0.1:6399 (not the sandbox's: it runs `sleep 300` and started "
+         "at another time than the process the sandbox recorded (the pid was reused))"),
+        (f"api       stopped pid {unrecorded.pid} on 127.0.0.1:8099 (not the sandbox's: it runs `sleep 300`, not the "
+         "sandbox's api on port 8099 (the state file is from an older opsproof and records no process identity))")]
+    assert main(["sandbox", "down", "--state-dir", str(state_dir)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "sandbox down: stopped nothing (was not running)",
+        (f"sandbox down: left alone api (pid {unrecorded.pid}): it runs `sleep 300`, not the sandbox's api on port "
+         "8099 (the state file is from an older opsproof and records no process identity)"),
+        (f"sandbox down: left alone redis (pid {reused.pid}): it runs `sleep 300` and started at another time than "
+         "the process the sandbox recorded (the pid was reused)")]
+    assert reused.poll() is None and unrecorded.poll() is None
+    assert not state_dir.exists()
+
+
+@pytest.mark.parametrize("recorded", ["with identities", "older state without identities"])
+def test_down_stops_the_processes_it_started(tmp_path, recorded, capsys):
+    """Each started process is recorded with its identity; a state file from before identities still
+    stops the sandbox's own servers, recognised by their command line and port."""
+    from opsproof.sandbox import Sandbox, api
+    from opsproof.sandbox import redis as sandbox_redis
+
+    state_dir = tmp_path / "box"
+    state_dir.mkdir()
+    box = Sandbox(state_dir=str(state_dir), variables={  # an API without a database: it starts all the same
+        "SANDBOX_PG_DSN": "postgresql://nobody@127.0.0.1:9/none", "SANDBOX_PG_PASSWORD": "unused"})
+    try:
+        sandbox_redis.component(box)
+        api.component(box)
+    except BaseException:
+        down(state_dir)
+        raise
+    state = json.loads((state_dir / "state.json").read_text())
+    assert {name: p["identity"] for name, p in state["processes"].items()} == {
+        name: identity(p["pid"]) for name, p in box.processes.items()}
+    if recorded == "older state without identities":
+        for process in state["processes"].values():
+            del process["identity"]
+        (state_dir / "state.json").write_text(json.dumps(state))
+    assert main(["sandbox", "down", "--state-dir", str(state_dir)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"sandbox down: stopped api (pid {box.pids()['api']}), redis (pid {box.pids()['redis']})"]
+    assert not any(alive(pid) for pid in box.pids().values())

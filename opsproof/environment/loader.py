@@ -15,10 +15,21 @@ import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from opsproof.environment.model import KINDS, Environment
+from opsproof.environment.web import Auth
 from opsproof.errors import ConfigError
-from opsproof.secrets import MissingVariable, looks_secret, resolve, url_password
+from opsproof.secrets import (
+    MIN_SECRET_LENGTH,
+    MissingVariable,
+    basic_credentials,
+    looks_secret,
+    resolve,
+    url_credentials,
+)
 
-SECRET_KEYS = {"password", "token", "headers", "bearer_token", "basic_password"}
+# A ${VAR} resolved under one of these keys is a secret, whatever the variable's name: credentials,
+# and whatever goes into a request's headers or body (the server may echo it back).
+SECRET_KEYS = {"password", "token", "headers", "bearer_token", "basic_password", "request_headers", "json_body",
+               "body"}
 
 
 @dataclass(frozen=True)
@@ -67,7 +78,7 @@ def load_environment(path: Path, variables: Mapping[str, str] | None = None) -> 
         raise ConfigError(shown, "", "an environment file must be a mapping of keys to values")
     merged = dict(_read_vars_file(path, raw.get("vars_file"), shown))
     merged.update(os.environ if variables is None else variables)
-    secrets: set[str] = set()
+    secrets: dict[str, tuple[str, str | None]] = {}  # value -> (key path, ${VAR}): where a short one is refused
     resolved = _resolve_tree(raw, merged, secrets, shown, ())
     resolved.setdefault("name", path.stem)
     try:
@@ -76,7 +87,9 @@ def load_environment(path: Path, variables: Mapping[str, str] | None = None) -> 
         raise _config_error(shown, exc) from None
     if environment.name != path.stem:
         raise ConfigError(shown, "name", f"{environment.name!r} does not match the file name {path.stem!r}")
-    secrets |= _declared_secrets(environment)
+    for value, where in _declared_secrets(environment).items():
+        secrets.setdefault(value, where)
+    _refuse_short(secrets, shown)
     return LoadedEnvironment(environment, path, frozenset(s for s in secrets if s))
 
 
@@ -149,7 +162,7 @@ def _read_vars_file(env_path: Path, vars_file, shown: str) -> dict[str, str]:
     return variables
 
 
-def _resolve_tree(node, variables, secrets: set[str], shown: str, key_path: tuple):
+def _resolve_tree(node, variables, secrets: dict, shown: str, key_path: tuple):
     if isinstance(node, dict):
         return {k: _resolve_tree(v, variables, secrets, shown, key_path + (str(k),)) for k, v in node.items()}
     if isinstance(node, list):
@@ -160,7 +173,7 @@ def _resolve_tree(node, variables, secrets: set[str], shown: str, key_path: tupl
 
     def remember(name: str, value: str) -> None:
         if in_secret_field or looks_secret(name):
-            secrets.add(value)
+            secrets.setdefault(value, (".".join(key_path), name))
 
     try:
         return resolve(node, variables, remember)
@@ -170,28 +183,47 @@ def _resolve_tree(node, variables, secrets: set[str], shown: str, key_path: tupl
         ) from None
 
 
-def _declared_secrets(environment: Environment) -> set[str]:
-    """Values in secret-typed fields and passwords inside URLs, even when written literally."""
-    found: set[str] = set()
+def _declared_secrets(environment: Environment) -> dict:
+    """Values in secret-typed fields and passwords inside URLs, even when written literally, and what is
+    sent in their place: ``Authorization: Basic`` carries base64 of user:password, from ``auth`` or from a
+    URL's userinfo (httpx sends both). Value -> (key path, None)."""
+    found: dict = {}
 
-    def walk(value) -> None:
+    def walk(value, key_path: str) -> None:
         if isinstance(value, SecretStr):
-            found.add(value.get_secret_value())
+            found.setdefault(value.get_secret_value(), (key_path, None))
+        elif isinstance(value, Auth) and value.basic_user is not None:
+            found.setdefault(value.basic_password.get_secret_value(), (f"{key_path}.basic_password", None))
+            found.setdefault(basic_credentials(value.basic_user, value.basic_password.get_secret_value()),
+                             (key_path, None))
         elif isinstance(value, BaseModel):
-            for name in type(value).model_fields:
-                walk(getattr(value, name))
+            for name, info in type(value).model_fields.items():
+                walk(getattr(value, name), f"{key_path}.{info.alias or name}")
         elif isinstance(value, dict):
-            for item in value.values():
-                walk(item)
+            for key, item in value.items():
+                walk(item, f"{key_path}.{key}")
         elif isinstance(value, (list, tuple)):
-            for item in value:
-                walk(item)
-        elif isinstance(value, str) and "://" in value:
-            found.add(url_password(value) or "")
+            for index, item in enumerate(value):
+                walk(item, f"{key_path}.{index}")
+        elif isinstance(value, str) and "://" in value and url_credentials(value):
+            user, password = url_credentials(value)
+            found.setdefault(password, (key_path, None))
+            found.setdefault(basic_credentials(user, password), (key_path, None))
 
     for kind in KINDS:
-        walk(environment.targets(kind))
+        for name, target in environment.targets(kind).items():
+            walk(target, f"{kind}.{name}")
     return found
+
+
+def _refuse_short(secrets: dict, shown: str) -> None:
+    """A secret too short to mask without masking ordinary text is an error, not a silent leak."""
+    for value, (key_path, variable) in secrets.items():
+        if 0 < len(value) < MIN_SECRET_LENGTH:
+            holder = f"${{{variable}}} holds" if variable else "holds"
+            raise ConfigError(shown, key_path, f"{holder} a secret of {len(value)} character{'s' * (len(value) > 1)}; "
+                                               f"secrets shorter than {MIN_SECRET_LENGTH} characters are refused, "
+                                               f"since they cannot be redacted without masking ordinary text")
 
 
 def _config_error(shown: str, exc: ValidationError) -> ConfigError:

@@ -5,6 +5,8 @@ writes ``vars.env`` (ports and generated passwords) where ``environments/local.y
 ``down`` stops exactly those processes, in reverse order, and removes what they wrote. A component
 is a function ``start(box)`` that starts its servers with ``box.add_process`` and publishes what
 environments need with ``box.variables``; later areas add components without touching the others.
+Each process is recorded with its identity (start time, command line), and nothing is signalled that
+is not still that process: a pid reused since, or named by a stale or foreign state file, is left alone.
 """
 
 from __future__ import annotations
@@ -17,7 +19,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from opsproof.paths import project_root
-from opsproof.sandbox.processes import SandboxError, alive, stop_pid
+from opsproof.sandbox.processes import (
+    LeftAlone,
+    SandboxError,
+    alive,
+    identity,
+    running,
+    started_identity,
+    stop_identified,
+    stranger,
+)
 
 STATE_FILE = "state.json"
 VARS_FILE = "vars.env"
@@ -37,9 +48,14 @@ class Sandbox:
     details: dict[str, object] = field(default_factory=dict)
 
     def add_process(self, name: str, pid: int, port: int, **how_to_stop) -> None:
-        """Record a started server; ``data_dir`` marks a PostgreSQL cluster, ``cleanup`` lists paths to remove."""
-        self.processes[name] = {"pid": pid, "port": port, **how_to_stop}
+        """Record a started server and its identity; ``data_dir`` marks a PostgreSQL cluster, ``cleanup``
+        lists paths to remove."""
+        self.processes[name] = {"pid": pid, "port": port, "identity": started_identity(pid), **how_to_stop}
         self.save()
+
+    def is_up(self) -> bool:
+        """Every recorded process is still the one started."""
+        return all(running(name, record) for name, record in self.processes.items())
 
     def save(self) -> None:
         state_dir = Path(self.state_dir)
@@ -89,8 +105,7 @@ def up(state_dir: Path | None = None) -> Sandbox:
     state_dir = Path(state_dir or default_state_dir()).resolve()
     running = load(state_dir)
     wanted = [name for name, _ in components()]
-    if (running and running.details.get("components") == wanted
-            and all(alive(pid) for pid in running.pids().values())):
+    if running and running.details.get("components") == wanted and running.is_up():
         return running
     if running:  # stopped, half-dead, or started by an older opsproof with other components
         down(state_dir)
@@ -113,7 +128,7 @@ def backup(state_dir: Path | None = None) -> str:
     from opsproof.sandbox import backups
 
     box = load(state_dir)
-    if box is None or not all(alive(pid) for pid in box.pids().values()):
+    if box is None or not box.is_up():
         raise SandboxError("the sandbox is not running: start it with `opsproof sandbox up`")
     return backups.take_round(box)
 
@@ -131,34 +146,44 @@ def _write_private(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def stop_process(record: dict) -> bool:
-    """Stop one recorded process (a PostgreSQL cluster through pg_ctl); True if it was running."""
+def stop_process(name: str, record: dict) -> bool:
+    """Stop one recorded process (a PostgreSQL cluster through pg_ctl) if it is still the one the sandbox
+    started; True if it was running. Raises LeftAlone, signalling nothing, when its pid names another."""
     from opsproof.sandbox import postgres
 
-    was_running = alive(record["pid"])
+    reason = stranger(name, record)
+    if reason:
+        raise LeftAlone(f"{name} (pid {record['pid']}): {reason}")
+    recorded = record.get("identity") or identity(record["pid"])  # an older state: the process just recognised
+    if recorded is None or not alive(record["pid"]):
+        return False
     if record.get("data_dir"):
         postgres.stop(Path(record["data_dir"]))
-    if alive(record["pid"]):
-        stop_pid(record["pid"])
-    return was_running
+    stop_identified(recorded)
+    return True
 
 
-def _stop_all(box: Sandbox) -> list[str]:
-    stopped = []
+def _stop_all(box: Sandbox) -> tuple[list[str], list[str]]:
+    """Stop every recorded process, last started first; returns what was stopped and what was left alone."""
+    stopped, left_alone = [], []
     for name, record in reversed(list(box.processes.items())):
-        if stop_process(record):
-            stopped.append(f"{name} (pid {record['pid']})")
-        for path in record.get("cleanup", []):
+        try:
+            if stop_process(name, record):
+                stopped.append(f"{name} (pid {record['pid']})")
+        except LeftAlone as why:
+            left_alone.append(str(why))
+        for path in record.get("cleanup", []):  # the sandbox's own files: a stranger under the pid never used them
             shutil.rmtree(path, ignore_errors=True)
-    return stopped
+    return stopped, left_alone
 
 
-def down(state_dir: Path | None = None) -> list[str]:
-    """Stop exactly the processes ``up`` recorded and remove the state; returns what was stopped."""
+def down(state_dir: Path | None = None) -> tuple[list[str], list[str]]:
+    """Stop exactly the processes ``up`` recorded and remove the state; returns what was stopped and what
+    was left alone (a pid that now names another process)."""
     state_dir = Path(state_dir or default_state_dir()).resolve()
     box = load(state_dir)
     if box is None:
-        return []
+        return [], []
     stopped = _stop_all(box)
     shutil.rmtree(state_dir, ignore_errors=True)
     return stopped
@@ -168,10 +193,14 @@ def status(state_dir: Path | None = None) -> dict[str, str]:
     box = load(state_dir)
     if box is None:
         return {}
-    return {
-        name: f"{'running' if alive(p['pid']) else 'stopped'} pid {p['pid']} on 127.0.0.1:{p['port']}"
-        for name, p in box.processes.items()
-    }
+    lines = {}
+    for name, p in box.processes.items():
+        reason = stranger(name, p)
+        state = "running" if alive(p["pid"]) and not reason else "stopped"
+        note = f" (not the sandbox's: {reason})" if reason else ""
+        lines[name] = f"{state} pid {p['pid']} on 127.0.0.1:{p['port']}{note}"
+    return lines
 
 
-__all__ = ["Sandbox", "SandboxError", "backup", "backup_rounds", "default_state_dir", "down", "load", "status", "stop_process", "up"]
+__all__ = ["LeftAlone", "Sandbox", "SandboxError", "backup", "backup_rounds", "default_state_dir", "down", "load",
+           "status", "stop_process", "up"]

@@ -5,8 +5,9 @@ Faults are injected through ``/_sandbox/faults`` (sandbox only): ``{"health": "d
 only for the next 3 readiness requests), ``{"missing": "cache"}``, ``{"database": "down"}`` (as /health
 sees it), ``{"content_type": "text/html"}``, ``{"paths": {"/v1/wallets": 500}}`` (one path's status);
 DELETE clears them. Also served: /old-health (301 to /health), /v1/account (needs
-``Bearer $SANDBOX_API_TOKEN`` or basic ``operator``/the token) and /status/payments (an external
-provider's status page, for dependency probes).
+``Bearer $SANDBOX_API_TOKEN`` or basic ``operator``/the token), /status/payments (an external
+provider's status page, for dependency probes) and /v1/echo (GET or POST: the request's headers and JSON
+body answered back, as APIs that echo a request do; the redaction tests send canaries through it).
 Run as ``python -m opsproof.sandbox.api --port N``; connection settings come from the environment
 (``SANDBOX_PG_DSN``, ``SANDBOX_PG_PASSWORD``, ``SANDBOX_REDIS_URL``, ``SANDBOX_REDIS_PASSWORD``).
 """
@@ -117,6 +118,7 @@ def make_handler(backends: Backends, faults: Faults):
                 "/v1/wallets": self._wallets, "/_sandbox/faults": lambda: self._send(200, settings),
                 "/old-health": self._redirect, "/v1/account": self._account,
                 "/status/payments": lambda: self._send(200, {"status": "operational"}),
+                "/v1/echo": lambda: self._echo(b""),
             }.get(path)
             if path in settings.get("paths", {}):
                 self._send(int(settings["paths"][path]), {"error": "injected fault"})
@@ -195,6 +197,8 @@ def make_handler(backends: Backends, faults: Faults):
             body = self.rfile.read(length)
             if self.path == "/v1/quotes":
                 self._quote(body)
+            elif self.path == "/v1/echo":
+                self._echo(body)
             elif self.path == "/_sandbox/faults":
                 faults.settings.update(json.loads(body or b"{}"))
                 self._send(200, faults.settings)
@@ -212,6 +216,13 @@ def make_handler(backends: Backends, faults: Faults):
                 self._send(400, {"error": "expected a JSON body {amount, currency}"})
                 return
             self._send(200, {"amount": amount, "currency": currency, "fee": round(amount * 0.015, 2)})
+
+        def _echo(self, body: bytes):
+            try:
+                sent = json.loads(body) if body else None
+            except ValueError:
+                sent = body.decode(errors="replace")
+            self._send(200, {"headers": dict(self.headers.items()), "json": sent})
 
         def do_DELETE(self):
             faults.settings.clear()
