@@ -34,7 +34,7 @@ def refusal(environment, backup, source_dsn: str | None) -> str | None:
     if not into.scratch:
         return f"restore refused: {backup.where} restore_into is not declared scratch: true"
     if into.data_dir:  # a physical drill: the directory must not overlap the source, its repository or backups
-        from opsproof.backups.cluster import data_dir_refusal, source_data_directory
+        from opsproof.backups.datadir import data_dir_refusal, source_data_directory
 
         return data_dir_refusal(backup, source_data_directory(environment, backup))
     if source_dsn and endpoint(into.dsn) == endpoint(source_dsn):
