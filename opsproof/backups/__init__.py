@@ -157,7 +157,7 @@ class BackupProbe:
     def refusal(self) -> str | None:
         from opsproof.backups.restore import refusal
 
-        return refusal(self.environment, self.target, self.source_dsn())
+        return refusal(self.environment, self.target)
 
     def drill(self, on_record=None) -> dict:
         """Run the restore drill; ``on_record(record)`` gets the record even when the drill raises."""

@@ -1,5 +1,7 @@
-"""The physical drill's scratch directory: what it must never overlap (the source's data directory, the
-stanza's pg1-path, a pgBackRest repository, the backups location) and when it is not the drill's to empty."""
+"""The physical drill's scratch directory: what it must never overlap (the data directory of the source and
+of every other PostgreSQL target, the stanza's pg1-path, a pgBackRest repository, the backups location) and
+when it is not the drill's to empty. Overlap is judged by device and inode (opsproof.filesystem), so a
+symlink or a bind mount of a protected directory is that directory."""
 
 from __future__ import annotations
 
@@ -9,12 +11,10 @@ import os
 import re
 from pathlib import Path
 
+from opsproof.filesystem import relation
+
 MARKER = ".opsproof-drill"  # written first into data_dir: a directory without it is not ours to empty
 _DEFAULT_CONFIGS = ("/etc/pgbackrest/pgbackrest.conf", "/etc/pgbackrest.conf")
-
-
-def _inside(path: str, parent: str) -> bool:
-    return path == parent or path.startswith(parent.rstrip("/") + "/")
 
 
 def _static_prefix(pattern: str) -> str:
@@ -49,34 +49,45 @@ def pgbackrest_paths(settings) -> list[tuple[str, str]]:
     return found
 
 
-def source_data_directory(environment, backup) -> str | None:
-    """``SHOW data_directory`` on the source server; None when it does not answer or may not say."""
+def data_directory(target) -> str | None:
+    """``SHOW data_directory`` of a PostgreSQL target; None when it does not answer or may not say (it needs
+    superuser or pg_read_all_settings)."""
     import psycopg
 
-    source = backup.source_in(environment)
-    password = source.password.get_secret_value() if getattr(source, "password", None) else None
+    password = target.password.get_secret_value() if target.password is not None else None
     try:
-        with psycopg.connect(source.dsn, password=password, connect_timeout=5,
+        with psycopg.connect(target.dsn, password=password, connect_timeout=max(2, round(target.connect_timeout_s)),
                              options="-c statement_timeout=5000") as conn:
             return conn.execute("SHOW data_directory").fetchone()[0]
     except (psycopg.Error, OSError):
         return None
 
 
-def data_dir_refusal(backup, source_data_dir: str | None) -> str | None:
-    """Why ``restore_into.data_dir`` must not be used (it overlaps what the drill must never touch)."""
-    data_dir = os.path.realpath(backup.restore_into.data_dir)
-    protected = [("the source's data_directory", source_data_dir)] if source_data_dir else []
+def protected_paths(environment, backup) -> list[tuple[str, str]]:
+    """(what, path) a physical drill of ``backup`` must never overlap."""
+    source = backup.source_in(environment)
+    found = []
+    for target in sorted((environment.postgres or {}).values(), key=lambda target: target is not source):
+        directory = data_directory(target)
+        if directory:
+            found.append(("the source's data_directory" if target is source else
+                          f"the data_directory of {target.where}", directory))
     if backup.format == "pgbackrest":
-        protected += pgbackrest_paths(backup.pgbackrest)
+        found += pgbackrest_paths(backup.pgbackrest)
     if backup.location:
-        protected.append(("the backups location", _static_prefix(backup.location)))
-    where = f"{backup.where} restore_into.data_dir {backup.restore_into.data_dir}"
-    for what, path in protected:
-        path = os.path.realpath(path)
-        if _inside(data_dir, path) or _inside(path, data_dir):
-            relation = "is" if path == data_dir else "is inside" if _inside(data_dir, path) else "contains"
-            return f"restore refused: {where} {relation} {what} {path}"
+        found.append(("the backups location", _static_prefix(backup.location)))
+    return found
+
+
+def data_dir_refusal(environment, backup) -> str | None:
+    """Why ``restore_into.data_dir`` must not be used (it overlaps what the drill must never touch)."""
+    data_dir = backup.restore_into.data_dir
+    where = f"{backup.where} restore_into.data_dir {data_dir}"
+    for what, path in protected_paths(environment, backup):
+        overlap = relation(data_dir, path)
+        if overlap:
+            return f"restore refused: {where} {overlap} {what} {os.path.realpath(path)}"
+    data_dir = os.path.realpath(data_dir)
     if os.path.isdir(data_dir) and os.listdir(data_dir) and not os.path.exists(os.path.join(data_dir, MARKER)):
         return (f"restore refused: {where} is not empty and holds no {MARKER} marker: it is not a "
                 f"previous drill's directory")
