@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from opsproof.backups.scratch import RestoreFailed, describe, open_scratch
 from opsproof.errors import ProbeError, first_line
+from opsproof.processes import owned_tempdir
 
 COUNTS_SUFFIX = ".counts.json"  # row counts recorded when the backup was taken (the sandbox writes them)
 
@@ -69,7 +69,7 @@ class LogicalRestore:
         return files[-1]
 
     def restore(self, latest):
-        self.fetch_dir = Path(tempfile.mkdtemp(prefix="opsproof-drill-"))
+        self.fetch_dir = owned_tempdir("opsproof-drill-")  # a killed run's is removed by the next one
         fetched = self.location.fetch(latest, self.fetch_dir)
         self.scratch.create()
         self.scratch.restore(fetched, self.backup.format)
@@ -183,6 +183,9 @@ class Drill:
             raise
         finally:
             record["cleanup_confirmed"] = self._clean_up()
+            for key in ("previous_leftovers", "cleanup_left"):  # what a killed drill left; what this one left
+                if getattr(step, key, None):
+                    record[key] = list(getattr(step, key))
             record["finished_at"] = _utc(self.now())
             if record["outcome"] == "passed" and not record["cleanup_confirmed"]:
                 record["outcome"] = "failed"
