@@ -220,6 +220,8 @@ def remove_orphaned_tempdirs(prefix: str) -> list[Path]:
     """Remove this user's ``<tmp>/<prefix>*`` directories whose recorded creator no longer runs (on this
     host: another boot, or ``same_process`` false); one without an owner file is left alone."""
     removed = []
+    if identity(os.getpid()) is None:
+        return removed  # no /proc: whether a maker still runs cannot be told, so nothing is judged gone
     for path in map(Path, glob.glob(os.path.join(glob.escape(tempfile.gettempdir()), glob.escape(prefix) + "*"))):
         try:
             if not path.is_dir() or path.is_symlink() or path.lstat().st_uid != os.geteuid():
