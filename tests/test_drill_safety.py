@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -134,7 +135,8 @@ def test_a_target_whose_identity_cannot_be_established_is_refused(sandbox, tmp_p
     environment["postgres"]["other"] = {"dsn": f"postgresql://x@127.0.0.1:{refused_port}/other"}
     message = refusal_of(write_env, environment, "fine")
     assert re.fullmatch(r"restore refused: backups\.fine restore_into: cannot tell which database postgres\.other "
-                        r"is \(.*Connection refused.*\), so restore_into cannot be proven not to be it", message), message
+                        r"is \(.*Connection refused.*\), so restore_into cannot be proven not to be it",
+                        message), message
 
 
 @pytest.fixture
@@ -289,9 +291,9 @@ def test_no_secret_reaches_a_drill_child_process_command_line(sandbox, tmp_path,
 def checks_process(env_path: Path, reports: Path, sandbox, **env) -> subprocess.Popen:
     """A real run of the restore checks in its own process (the one a SIGKILL takes down)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT), str(ROOT / "checks"),
-         "--env", str(env_path), "--reports-dir", str(reports), "-p", "no:randomly", "-q", "--suite", "backup",
-         "--allow-destructive", "-k", "restores"],
+        [sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT),
+         str(ROOT / "checks"), "--env", str(env_path), "--reports-dir", str(reports), "-p", "no:randomly", "-q",
+         "--suite", "backup", "--allow-destructive", "-k", "restores"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "TEST_PG_PASSWORD": sandbox.pg_password, "TEST_REDIS_PASSWORD": sandbox.redis_password,
              "TEST_PG_ADMIN_PASSWORD": sandbox.pg_admin_password, **env})
@@ -332,10 +334,15 @@ def test_a_killed_physical_drill_leaves_a_server_the_next_drill_stops_before_tou
     finally:
         run.kill()
         run.wait(10)
-    assert alive(orphan) and servers_under(data_dir)  # what SIGKILL leaves: the throwaway server runs on
-    again = run_checks(write_env(sandbox_environment(sandbox, backups={"base": base_set(tmp_path / "base", data_dir)})),
-                       "--suite", "backup", "--allow-destructive", "-k", "restores")
-    assert not alive(orphan) and not servers_under(data_dir) and not data_dir.exists()
+    try:
+        assert alive(orphan) and servers_under(data_dir)  # what SIGKILL leaves: the throwaway server runs on
+        again = run_checks(write_env(sandbox_environment(sandbox, backups={
+            "base": base_set(tmp_path / "base", data_dir)})), "--suite", "backup", "--allow-destructive", "-k",
+            "restores")
+        assert not alive(orphan) and not servers_under(data_dir) and not data_dir.exists()
+    finally:
+        if alive(orphan):
+            os.kill(orphan, signal.SIGKILL)  # the test's own stray server, when the drill failed to stop it
     assert again.ret == 0, again.output
     record = drill_of(again, "base")["drill"]
     assert record["outcome"] == "passed" and record["cleanup_confirmed"] is True

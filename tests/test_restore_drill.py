@@ -172,7 +172,8 @@ def test_drill_refuses_a_target_not_scratch_or_the_source_itself(sandbox, tmp_pa
         run = run_checks(write_env(environment), "--suite", "backup", "--allow-destructive", "-k", "restores")
         with admin(sandbox) as conn:
             sysid = conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()[0]
-            oids = dict(conn.execute("SELECT datname, oid FROM pg_database WHERE datname IN ('bankchain', 'reporting')"))
+            oids = dict(conn.execute("SELECT datname, oid FROM pg_database "
+                                     "WHERE datname IN ('bankchain', 'reporting')"))
     finally:
         with admin(sandbox) as conn:
             conn.execute("DROP DATABASE IF EXISTS reporting WITH (FORCE)")

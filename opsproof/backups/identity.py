@@ -45,7 +45,8 @@ class DatabaseIdentity:
     def __str__(self) -> str:
         if self.database is None:
             return f"every {self.noun} of {self.server_name}"
-        return f"{self.noun} {self.database}{f' (oid {self.oid})' if self.oid is not None else ''} of {self.server_name}"
+        oid = f" (oid {self.oid})" if self.oid is not None else ""
+        return f"{self.noun} {self.database}{oid} of {self.server_name}"
 
 
 def postgres_identity(params: dict, lookup: str | None = None, timeout_s: float = 5) -> DatabaseIdentity:
