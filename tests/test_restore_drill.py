@@ -50,9 +50,13 @@ def copy_backup(sandbox, pattern: str, directory: Path, data: bytes | None = Non
     return source
 
 
+def admin(sandbox, database: str = "postgres"):
+    return psycopg.connect(host="127.0.0.1", port=sandbox.pg_port, user="opsproof_admin", dbname=database,
+                           password=sandbox.pg_admin_password, autocommit=True)
+
+
 def databases(sandbox) -> set[str]:
-    with psycopg.connect(host="127.0.0.1", port=sandbox.pg_port, user="opsproof_admin", dbname="postgres",
-                         password=sandbox.pg_admin_password) as conn:
+    with admin(sandbox) as conn:
         return {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
 
 
@@ -160,17 +164,28 @@ def test_drill_refuses_a_target_not_scratch_or_the_source_itself(sandbox, tmp_pa
             "into-source": drill_set(tmp_path / "db", "*.dump", "pg_custom", source_into),
             "into-other": drill_set(tmp_path / "db", "*.dump", "pg_custom", scratch(sandbox, "reporting"))}
     environment = sandbox_environment(sandbox, backups=sets)
-    environment["postgres"]["reporting"] = {"dsn": f"postgresql://bankchain@127.0.0.1:{sandbox.pg_port}/reporting"}
-    run = run_checks(write_env(environment), "--suite", "backup", "--allow-destructive", "-k", "restores")
+    environment["postgres"]["reporting"] = {"dsn": f"postgresql://bankchain@127.0.0.1:{sandbox.pg_port}/reporting",
+                                            "password": "${TEST_PG_PASSWORD}"}
+    with admin(sandbox) as conn:
+        conn.execute("CREATE DATABASE reporting OWNER bankchain")
+    try:
+        run = run_checks(write_env(environment), "--suite", "backup", "--allow-destructive", "-k", "restores")
+        with admin(sandbox) as conn:
+            sysid = conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()[0]
+            oids = dict(conn.execute("SELECT datname, oid FROM pg_database "
+                                     "WHERE datname IN ('bankchain', 'reporting')"))
+    finally:
+        with admin(sandbox) as conn:
+            conn.execute("DROP DATABASE IF EXISTS reporting WITH (FORCE)")
     assert run.ret == 1
     assert drill_of(run, "not-scratch")["message"] == (
         "DestructiveRefused: restore refused: backups.not-scratch restore_into is not declared scratch: true")
     assert drill_of(run, "into-source")["message"] == (
-        "DestructiveRefused: restore refused: backups.into-source restore_into is the source postgres.main itself "
-        f"(127.0.0.1:{sandbox.pg_port}/bankchain)")
+        "DestructiveRefused: restore refused: backups.into-source restore_into is the source postgres.main itself: "
+        f"both are database bankchain (oid {oids['bankchain']}) of cluster {sysid}")
     assert drill_of(run, "into-other")["message"] == (
         "DestructiveRefused: restore refused: backups.into-other restore_into is postgres.reporting, a target this "
-        "environment checks")
+        f"environment checks: both are database reporting (oid {oids['reporting']}) of cluster {sysid}")
     assert "drill_refused" not in databases(sandbox)
     with psycopg.connect(sandbox.pg_dsn, password=sandbox.pg_password) as conn:
         assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == 500

@@ -211,7 +211,7 @@ def refusal_of(write_env, environment: dict, name: str) -> str | None:
     from opsproof.environment import load_environment
 
     loaded = load_environment(write_env(environment), {"TEST_PG_PASSWORD": "x", "TEST_REDIS_PASSWORD": "x"})
-    return refusal(loaded.environment, loaded.environment.backups[name], None)
+    return refusal(loaded.environment, loaded.environment.backups[name])
 
 
 def test_physical_drill_refusals(sandbox, stanza, tmp_path, scratch_root, refused_port, write_env):

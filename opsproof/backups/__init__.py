@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import shutil
 import statistics
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 from opsproof.backups import formats
 from opsproof.backups.location import BackupFile, open_location
 from opsproof.errors import ProbeError
+from opsproof.processes import owned_tempdir
 
 
 def _secret(value) -> str | None:
@@ -74,7 +74,7 @@ class BackupProbe:
         """A path to read: the file itself when local, a download (kept for this run) when remote."""
         if backup.ref not in self._local:
             if self._fetch_dir is None:
-                self._fetch_dir = Path(tempfile.mkdtemp(prefix="opsproof-backup-"))
+                self._fetch_dir = owned_tempdir("opsproof-backup-")  # a killed run's is removed by the next one
             self._local[backup.ref] = self.location.fetch(backup, self._fetch_dir)
         return self._local[backup.ref]
 
@@ -157,7 +157,7 @@ class BackupProbe:
     def refusal(self) -> str | None:
         from opsproof.backups.restore import refusal
 
-        return refusal(self.environment, self.target, self.source_dsn())
+        return refusal(self.environment, self.target)
 
     def drill(self, on_record=None) -> dict:
         """Run the restore drill; ``on_record(record)`` gets the record even when the drill raises."""

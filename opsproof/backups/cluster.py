@@ -4,7 +4,9 @@
 The server runs as the unprivileged user on a free loopback port with its own socket directory, its
 own ``pg_hba.conf`` (trust over that socket only, every TCP connection rejected) and archive_mode
 off, so the copy never pushes WAL into the source's archive. The drill owns ``data_dir``: it writes a
-marker file there first and refuses a non-empty directory without one.
+marker file there first and refuses a non-empty directory without one. A drill killed mid-way leaves its
+server running: the next drill stops it (verified to be that server) before touching the directory, and
+touches nothing while any other process still holds it; it removes ``data_dir`` only once no process does.
 
 >>> step = PhysicalRestore(backup_target, location, "postgresql://app@db/app")   # doctest: +SKIP
 >>> scratch = step.restore(step.latest()); scratch.row_count("users"); step.clean_up()  # doctest: +SKIP
@@ -14,8 +16,6 @@ True
 
 from __future__ import annotations
 
-import configparser
-import glob
 import os
 import re
 import shutil
@@ -23,89 +23,15 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
+from opsproof.backups.datadir import MARKER
 from opsproof.backups.formats import first_error
 from opsproof.backups.location import BackupFile
-from opsproof.backups.scratch import PostgresScratch, RestoreFailed
-from opsproof.errors import ProbeError
-from opsproof.processes import alive, free_port, give_to_unprivileged, run_unprivileged
+from opsproof.backups.scratch import PostgresScratch, RestoreFailed, pg_params
+from opsproof.errors import ProbeError, first_line
+from opsproof.processes import alive, free_port, give_to_unprivileged, holders, run_unprivileged, server_from
 
-MARKER = ".opsproof-drill"  # written first into data_dir: a directory without it is not ours to empty
 HBA = "local all all trust\nhost all all 0.0.0.0/0 reject\nhost all all ::/0 reject\n"
-_DEFAULT_CONFIGS = ("/etc/pgbackrest/pgbackrest.conf", "/etc/pgbackrest.conf")
-
-
-def _inside(path: str, parent: str) -> bool:
-    return path == parent or path.startswith(parent.rstrip("/") + "/")
-
-
-def _static_prefix(pattern: str) -> str:
-    """The directory part of a glob before its first wildcard (``/b/base-*`` -> ``/b``)."""
-    parts = []
-    for part in Path(pattern).parts[:-1]:
-        if glob.has_magic(part):
-            break
-        parts.append(part)
-    return str(Path(*parts)) if parts else "/"
-
-
-def pgbackrest_paths(settings) -> list[tuple[str, str]]:
-    """The stanza's pg1-path and its posix repository paths, read from pgbackrest.conf."""
-    config = configparser.ConfigParser(interpolation=None, strict=False)
-    paths = [settings.config] if settings.config else list(_DEFAULT_CONFIGS)
-    if not config.read(paths):
-        return []
-    found, repos = [], {}
-    for section in ("global", settings.stanza):
-        if not config.has_section(section):
-            continue
-        for key, value in config.items(section):
-            if key == "pg1-path":
-                found.append(("the stanza's pg1-path", value))
-            match = re.fullmatch(r"repo(\d+)-(path|type)", key)
-            if match:
-                repos.setdefault(match.group(1), {})[match.group(2)] = value
-    for number, repo in sorted(repos.items()):
-        if repo.get("type", "posix") in ("posix", "cifs"):
-            found.append((f"the repository path (repo{number}-path)", repo.get("path", "/var/lib/pgbackrest")))
-    return found
-
-
-def source_data_directory(environment, backup) -> str | None:
-    """``SHOW data_directory`` on the source server; None when it does not answer or may not say."""
-    import psycopg
-
-    source = backup.source_in(environment)
-    password = source.password.get_secret_value() if getattr(source, "password", None) else None
-    try:
-        with psycopg.connect(source.dsn, password=password, connect_timeout=5,
-                             options="-c statement_timeout=5000") as conn:
-            return conn.execute("SHOW data_directory").fetchone()[0]
-    except (psycopg.Error, OSError):
-        return None
-
-
-def data_dir_refusal(backup, source_data_dir: str | None) -> str | None:
-    """Why ``restore_into.data_dir`` must not be used (it overlaps what the drill must never touch)."""
-    data_dir = os.path.realpath(backup.restore_into.data_dir)
-    protected = [("the source's data_directory", source_data_dir)] if source_data_dir else []
-    if backup.format == "pgbackrest":
-        protected += pgbackrest_paths(backup.pgbackrest)
-    if backup.location:
-        protected.append(("the backups location", _static_prefix(backup.location)))
-    where = f"{backup.where} restore_into.data_dir {backup.restore_into.data_dir}"
-    for what, path in protected:
-        path = os.path.realpath(path)
-        if _inside(data_dir, path) or _inside(path, data_dir):
-            relation = "is" if path == data_dir else "is inside" if _inside(data_dir, path) else "contains"
-            return f"restore refused: {where} {relation} {what} {path}"
-    if os.path.isdir(data_dir) and os.listdir(data_dir) and not os.path.exists(os.path.join(data_dir, MARKER)):
-        return (f"restore refused: {where} is not empty and holds no {MARKER} marker: it is not a "
-                f"previous drill's directory")
-    if os.path.exists(data_dir) and not os.path.isdir(data_dir):
-        return f"restore refused: {where} is not a directory"
-    return None
 
 
 def _server_error(log: str) -> str:
@@ -129,12 +55,13 @@ class PhysicalRestore:
         self.pgdata, self.socket_dir = self.data_dir / "pgdata", self.data_dir / "socket"
         self.log = self.data_dir / "server.log"
         self.target = str(self.pgdata)
-        source = urlsplit(source_dsn or "")
-        self.user, self.database = source.username or "postgres", source.path.lstrip("/") or "postgres"
+        source = pg_params(source_dsn) if source_dsn else {}
+        self.user, self.database = source.get("user", "postgres"), source.get("dbname", "postgres")
         self.bindir = bindir()
         self.port: int | None = None
-        self.pid: int | None = None
         self.scratch: PostgresScratch | None = None
+        self.previous_leftovers: list[str] = []  # what a killed drill left here, and what became of it
+        self.cleanup_left: list[str] = []  # what this drill could not remove
 
     # --- which backup --------------------------------------------------------------------------
     def _pgbackrest(self):
@@ -154,7 +81,23 @@ class PhysicalRestore:
         return found[-1]
 
     # --- restore and start ---------------------------------------------------------------------
+    def _take_over(self) -> None:
+        """Before touching data_dir: stop the server a killed drill left running from it; leave the directory
+        as it is (ProbeError) while that fails or any other process still holds it."""
+        if not self.data_dir.exists():
+            return
+        pid = server_from(self.pgdata)
+        if pid is not None:
+            left = f"server pid {pid} running from {self.pgdata}, left by a killed drill"
+            if not self._stop_server(pid):
+                raise ProbeError(f"{left}, did not stop: {self.data_dir} left as is")
+            self.previous_leftovers.append(f"{left}: stopped")
+        held = holders(self.data_dir)
+        if held:
+            raise ProbeError(f"{self.data_dir} is in use by {', '.join(held)}: left as is")
+
     def _prepare(self) -> None:
+        self._take_over()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / MARKER).write_text("opsproof restore drill scratch directory: removed after each drill\n")
         os.chmod(self.data_dir, 0o755)  # the server user traverses it
@@ -205,7 +148,6 @@ class PhysicalRestore:
                    f"-c hba_file={self.data_dir / 'pg_hba.conf'}", "-c ssl=off", "-c logging_collector=off"]
         result = self._run([str(self.bindir / "pg_ctl"), "-D", str(self.pgdata), "-l", str(self.log), "-w",
                             "-t", str(int(self.timeout_s)), "-o", " ".join(options), "start"], "pg_ctl start")
-        self.pid = self._postmaster_pid()
         if result.returncode != 0:
             log = self.log.read_text(errors="replace") if self.log.exists() else ""
             raise RestoreFailed(_server_error(log) or first_error(result.stderr + result.stdout)
@@ -218,12 +160,6 @@ class PhysicalRestore:
                 raise RestoreFailed(f"recovery did not end within {self.timeout_s:g} s")
             time.sleep(0.1)
 
-    def _postmaster_pid(self) -> int | None:
-        try:
-            return int((self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
-        except (OSError, ValueError):
-            return self.pid
-
     def restore(self, latest: BackupFile) -> PostgresScratch:
         """Restore ``latest`` and start it; RestoreFailed with the tool's first error line."""
         self._prepare()
@@ -235,13 +171,8 @@ class PhysicalRestore:
         return self.scratch
 
     # --- clean up ------------------------------------------------------------------------------
-    def _stop(self) -> bool:
-        """pg_ctl stop fast, then immediate, then SIGKILL; True when no server process is left."""
-        if self.scratch is not None:
-            self.scratch.close()
-        pid = self._postmaster_pid()
-        if pid is None:
-            return True
+    def _stop_server(self, pid: int) -> bool:
+        """pg_ctl stop fast, then immediate, then SIGKILL; True when the server ``pid`` is gone."""
         for mode, wait_s in (("fast", 30), ("immediate", 10)):
             if not alive(pid):
                 break
@@ -260,22 +191,45 @@ class PhysicalRestore:
                 time.sleep(0.05)
         return not alive(pid)
 
+    def _stop(self) -> bool:
+        """Stop the server running from pgdata (postmaster.pid, verified: never a pid reused by another program)."""
+        if self.scratch is not None:
+            self.scratch.close()
+        pid = server_from(self.pgdata)
+        if pid is None or self._stop_server(pid):
+            return True
+        self.cleanup_left.append(f"server pid {pid} running from {self.pgdata}: did not stop")
+        return False
+
     def clean_up(self) -> bool:
-        """Stop the server and remove data_dir (the marker last); True when both are confirmed."""
+        """Stop the server and remove data_dir (the marker last); True only when no process holds it and it is
+        gone. Nothing is removed while a process still holds it: ``cleanup_left`` says what is left."""
         try:
             stopped = self._stop()
-        except Exception:  # noqa: BLE001 - the record says cleanup was not confirmed
+        except Exception as error:  # noqa: BLE001 - the record says cleanup was not confirmed
+            self.cleanup_left.append(f"server in {self.pgdata}: stopping it failed: {first_line(error)}")
             stopped = False
+        if not self._unheld() or not stopped:
+            return False
         if not self.data_dir.exists():
-            return stopped
+            return True
         for path in self.data_dir.iterdir():
             if path.name != MARKER:
                 if path.is_dir() and not path.is_symlink():
                     shutil.rmtree(path, ignore_errors=True)
                 else:
                     path.unlink(missing_ok=True)
-        if any(p.name != MARKER for p in self.data_dir.iterdir()):
-            return False  # the marker stays: the next drill may empty it
+        remaining = sorted(p.name for p in self.data_dir.iterdir() if p.name != MARKER)
+        if remaining:  # the marker stays: the next drill may empty it
+            self.cleanup_left.append(f"{self.data_dir}: could not remove {', '.join(remaining)}")
+            return False
         (self.data_dir / MARKER).unlink(missing_ok=True)
         self.data_dir.rmdir()
-        return stopped and not self.data_dir.exists()
+        return not self.data_dir.exists() and self._unheld()
+
+    def _unheld(self) -> bool:
+        """True when no process's cwd, root or open file lies in data_dir (also once it is removed)."""
+        held = holders(self.data_dir)
+        if held:
+            self.cleanup_left.append(f"{self.data_dir} is in use by {', '.join(held)}")
+        return not held

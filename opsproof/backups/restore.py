@@ -14,46 +14,37 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from opsproof.backups.scratch import RestoreFailed, endpoint, open_scratch
+from opsproof.backups.scratch import RestoreFailed, describe, open_scratch
 from opsproof.errors import ProbeError, first_line
+from opsproof.processes import owned_tempdir
 
 COUNTS_SUFFIX = ".counts.json"  # row counts recorded when the backup was taken (the sandbox writes them)
 
 
-def refusal(environment, backup, source_dsn: str | None) -> str | None:
-    """Why the drill must not restore into ``backup.restore_into`` here, or None when it may."""
+def refusal(environment, backup) -> str | None:
+    """Why the drill must not restore into ``backup.restore_into`` here, or None when it may.
+
+    A database target is compared by identity with the source and every other database target of the
+    environment (opsproof.backups.identity); a data directory by device and inode with what a physical drill
+    must never touch (opsproof.backups.datadir).
+    """
     into = backup.restore_into
     if environment.tier == "production":
         return (f"restore refused: environment {environment.name} is tier production; restore drills run "
                 f"into a scratch target of a staging or sandbox environment")
     if not into.scratch:
         return f"restore refused: {backup.where} restore_into is not declared scratch: true"
-    if into.data_dir:  # a physical drill: the directory must not overlap the source, its repository or backups
-        from opsproof.backups.cluster import data_dir_refusal, source_data_directory
+    if into.data_dir:
+        from opsproof.backups.datadir import data_dir_refusal
 
-        return data_dir_refusal(backup, source_data_directory(environment, backup))
-    if source_dsn and endpoint(into.dsn) == endpoint(source_dsn):
-        host, port, database = endpoint(into.dsn)
-        return (f"restore refused: {backup.where} restore_into is the source {backup.of} itself "
-                f"({host}:{port}/{database})")
-    for kind in ("postgres", "mysql"):
-        for target in (getattr(environment, kind, None) or {}).values():
-            if endpoint(into.dsn) == endpoint(_dsn_of(target)):
-                return (f"restore refused: {backup.where} restore_into is {target.where}, "
-                        f"a target this environment checks")
-    return None
+        return data_dir_refusal(environment, backup)
+    from opsproof.backups.identity import database_refusal
 
-
-def _dsn_of(target) -> str:
-    """A comparable DSN for a PostgreSQL (``dsn``) or MySQL (host, port, database) target."""
-    if getattr(target, "dsn", None):
-        return target.dsn
-    return f"mysql://{target.host}:{target.port}/{getattr(target, 'database', None) or ''}"
+    return database_refusal(environment, backup)
 
 
 def _utc(moment: datetime | None) -> str | None:
@@ -68,8 +59,7 @@ class LogicalRestore:
         into = backup.restore_into
         self.backup, self.location = backup, location
         self.scratch = open_scratch(into.dsn, password, into.timeout_s)
-        host, port, database = endpoint(into.dsn)
-        self.target = f"{host}:{port}/{database}"
+        self.target = describe(into.dsn)
         self.fetch_dir: Path | None = None
 
     def latest(self):
@@ -79,7 +69,7 @@ class LogicalRestore:
         return files[-1]
 
     def restore(self, latest):
-        self.fetch_dir = Path(tempfile.mkdtemp(prefix="opsproof-drill-"))
+        self.fetch_dir = owned_tempdir("opsproof-drill-")  # a killed run's is removed by the next one
         fetched = self.location.fetch(latest, self.fetch_dir)
         self.scratch.create()
         self.scratch.restore(fetched, self.backup.format)
@@ -193,6 +183,9 @@ class Drill:
             raise
         finally:
             record["cleanup_confirmed"] = self._clean_up()
+            for key in ("previous_leftovers", "cleanup_left"):  # what a killed drill left; what this one left
+                if getattr(step, key, None):
+                    record[key] = list(getattr(step, key))
             record["finished_at"] = _utc(self.now())
             if record["outcome"] == "passed" and not record["cleanup_confirmed"]:
                 record["outcome"] = "failed"

@@ -1,7 +1,10 @@
 """Scratch databases for the restore drill: create fresh, restore strictly, query, drop, confirm gone.
 
 Strict means a restore error stops the restore: ``pg_restore --exit-on-error``, ``psql -v
-ON_ERROR_STOP=1 --single-transaction``, ``mysql`` without ``--force``.
+ON_ERROR_STOP=1 --single-transaction``, ``mysql`` without ``--force``. A DSN is read as libpq reads it
+(percent-decoding, query parameters); its password, inline or given apart, reaches the client tools
+through the environment (PGPASSWORD, MYSQL_PWD), never their command line, where every local user
+could read it in /proc/<pid>/cmdline.
 """
 
 from __future__ import annotations
@@ -11,21 +14,45 @@ import os
 import subprocess
 import threading
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from opsproof.backups.formats import first_error
 from opsproof.errors import ProbeError, first_line
 
 _CHUNK = 1 << 20
+_SECRET_PARAMS = ("password", "sslpassword")  # libpq keywords that never go on a command line
 
 
-def endpoint(dsn: str) -> tuple[str, int, str]:
-    """(host, port, database) of a DSN, with defaults filled in, to tell two targets apart."""
+def pg_params(dsn: str, password: str | None = None) -> dict[str, str]:
+    """libpq's own reading of a PostgreSQL DSN as keywords; ``password``, when given, wins over the DSN's.
+
+    >>> pg_params("postgresql://app:pw@%31%32%37.0.0.1/app")["host"]
+    '127.0.0.1'
+    """
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = {key: str(value) for key, value in conninfo_to_dict(dsn).items()}
+    if password is not None:
+        params["password"] = password
+    return params
+
+
+def mysql_params(dsn: str, password: str | None = None) -> dict:
+    """host, port, user, password and database of a ``mysql://`` DSN, percent-decoded; ``password`` wins."""
     parts = urlsplit(dsn)
-    host = (parts.hostname or "localhost").lower()
-    host = "127.0.0.1" if host in ("localhost", "::1") else host
-    default = 3306 if parts.scheme == "mysql" else 5432
-    return host, parts.port or default, parts.path.lstrip("/")
+    return {"host": unquote(parts.hostname or "localhost"), "port": parts.port or 3306,
+            "user": unquote(parts.username or "root"),
+            "password": password if password is not None else unquote(parts.password or ""),
+            "database": unquote(parts.path.lstrip("/"))}
+
+
+def describe(dsn: str) -> str:
+    """``host:port/database`` of a DSN, as the drill record names its target (no user, no password)."""
+    if dsn.startswith("mysql://"):
+        params = mysql_params(dsn)
+        return f"{params['host']}:{params['port']}/{params['database']}"
+    params = pg_params(dsn)
+    return f"{params.get('host', 'localhost')}:{params.get('port', '5432')}/{params.get('dbname', '')}"
 
 
 class RestoreFailed(Exception):
@@ -71,27 +98,24 @@ def _feed(command: list[str], env: dict, source: Path, gzipped: bool, timeout_s:
 
 class PostgresScratch:
     def __init__(self, dsn: str, password: str | None, timeout_s: float):
-        self.dsn, self.password, self.timeout_s = dsn, password, timeout_s
-        self.database = endpoint(dsn)[2]
+        self.params, self.timeout_s = pg_params(dsn, password), timeout_s
+        self.database = self.params.get("dbname", "")
+        self.admin_params = {**self.params, "dbname": "postgres"}
         self._session = None
-        parts = urlsplit(dsn)
-        self.admin_dsn = urlunsplit(parts._replace(path="/postgres"))
 
-    def _connect(self, dsn: str):
+    def _connect(self, params: dict):
         import psycopg
 
-        kwargs = {"connect_timeout": 5, "autocommit": True, "application_name": "opsproof-drill"}
-        if self.password is not None:
-            kwargs["password"] = self.password
         try:
-            return psycopg.connect(dsn, **kwargs)
+            return psycopg.connect(**{"connect_timeout": "5", "application_name": "opsproof-drill", **params},
+                                   autocommit=True)
         except psycopg.Error as exc:
             raise ProbeError(f"scratch server: {first_line(exc)}", unreachable=True) from None
 
     def _admin(self, template: str) -> None:
         from psycopg import sql
 
-        with self._connect(self.admin_dsn) as conn:
+        with self._connect(self.admin_params) as conn:
             conn.execute(sql.SQL(template).format(sql.Identifier(self.database)))
 
     def create(self) -> None:
@@ -108,35 +132,41 @@ class PostgresScratch:
         self._admin("DROP DATABASE IF EXISTS {} WITH (FORCE)")
 
     def exists(self) -> bool:
-        with self._connect(self.admin_dsn) as conn:
+        with self._connect(self.admin_params) as conn:
             row = conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (self.database,)).fetchone()
         return bool(row[0])
 
-    def _env(self) -> dict:
+    def _client(self) -> tuple[str, dict]:
+        """The conninfo for pg_restore's and psql's ``-d`` (no secret in it) and their environment (the password)."""
+        from psycopg.conninfo import make_conninfo
+
+        if "sslpassword" in self.params:
+            raise RestoreFailed("restore_into.dsn sets sslpassword, which pg_restore and psql could only take on "
+                                "their command line: use a key file without a passphrase")
         env = {**os.environ, "PGCONNECT_TIMEOUT": "5", "PGAPPNAME": "opsproof-drill"}
-        if self.password is not None:
-            env["PGPASSWORD"] = self.password
-        return env
+        if "password" in self.params:
+            env["PGPASSWORD"] = self.params["password"]
+        return make_conninfo(**{k: v for k, v in self.params.items() if k not in _SECRET_PARAMS}), env
 
     def restore(self, path: Path, format: str) -> None:
+        conninfo, env = self._client()
         if format == "pg_custom":
-            command = ["pg_restore", "--exit-on-error", "--no-owner", "--no-privileges", "-d", self.dsn, str(path)]
+            command = ["pg_restore", "--exit-on-error", "--no-owner", "--no-privileges", "-d", conninfo, str(path)]
             try:
-                result = subprocess.run(command, capture_output=True, text=True, env=self._env(),
-                                        timeout=self.timeout_s)
+                result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=self.timeout_s)
             except subprocess.TimeoutExpired:
                 raise RestoreFailed(f"pg_restore did not finish within {self.timeout_s:g} s") from None
             code, stderr = result.returncode, result.stderr
         else:
-            command = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-d", self.dsn, "-f", "-"]
-            code, stderr = _feed(command, self._env(), path, format.endswith("_gz"), self.timeout_s)
+            command = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-d", conninfo, "-f", "-"]
+            code, stderr = _feed(command, env, path, format.endswith("_gz"), self.timeout_s)
         if code != 0:
             raise RestoreFailed(first_error(stderr) or f"{command[0]} exited {code}")
 
     def query(self, sql, params=None) -> list[tuple]:
         """On one session to the restored database, opened at the first query and closed by ``drop``."""
         if self._session is None:
-            self._session = self._connect(self.dsn)
+            self._session = self._connect(self.params)
         return self._session.execute(sql, params).fetchall()
 
     def table_exists(self, table: str) -> bool:
@@ -158,15 +188,15 @@ class MySqlScratch:
     """MySQL / MariaDB: the dump is fed to ``mysql`` (never ``--force``) after a fresh CREATE DATABASE."""
 
     def __init__(self, dsn: str, password: str | None, timeout_s: float):
-        self.host, self.port, self.database = endpoint(dsn)
-        self.user = urlsplit(dsn).username or "root"
-        self.password, self.timeout_s = password, timeout_s
+        params = mysql_params(dsn, password)
+        self.host, self.port, self.user, self.database = (params[k] for k in ("host", "port", "user", "database"))
+        self.password, self.timeout_s = params["password"], timeout_s
 
     def _connect(self, database: str | None = None):
         import pymysql
 
         try:
-            return pymysql.connect(host=self.host, port=self.port, user=self.user, password=self.password or "",
+            return pymysql.connect(host=self.host, port=self.port, user=self.user, password=self.password,
                                    database=database, connect_timeout=5, autocommit=True)
         except pymysql.MySQLError as exc:
             raise ProbeError(f"scratch server: {first_line(exc)}", unreachable=True) from None
@@ -192,9 +222,10 @@ class MySqlScratch:
             return cursor.fetchall()
 
     def restore(self, path: Path, format: str) -> None:
-        env = {**os.environ, "MYSQL_PWD": self.password or ""}
-        command = ["mysql", "--no-defaults", f"--host={self.host}", f"--port={self.port}", f"--user={self.user}",
-                   "--connect-timeout=5", self.database]
+        env = {**os.environ, "MYSQL_PWD": self.password}
+        # --protocol=TCP: as pymysql connects; without it "localhost" would mean the machine's default socket
+        command = ["mysql", "--no-defaults", "--protocol=TCP", f"--host={self.host}", f"--port={self.port}",
+                   f"--user={self.user}", "--connect-timeout=5", self.database]
         code, stderr = _feed(command, env, path, format.endswith("_gz"), self.timeout_s)
         if code != 0:
             raise RestoreFailed(first_error(stderr) or f"mysql exited {code}")

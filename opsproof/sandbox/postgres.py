@@ -68,6 +68,15 @@ def archive_wal(data_dir: Path) -> Path:
     return archive_dir
 
 
+def drill_dir(data_dir: Path) -> Path:
+    """Where this sandbox's physical restore drills put their scratch data directories (``SANDBOX_DRILL_DIR``):
+    beside its cluster, so never another checkout's, and where the server user can reach them (as root, the
+    cluster's own folder in /tmp, since the state directory is private to root); `sandbox down` removes it."""
+    directory = data_dir.parent / "drill"
+    directory.mkdir(mode=0o755)
+    return directory
+
+
 def start(data_dir: Path, port: int) -> int:
     """Start the server and wait until it accepts connections; returns the postmaster pid."""
     options = [
@@ -138,6 +147,7 @@ def component(box) -> None:
     data_dir = create_cluster(Path(box.state_dir), port, admin_password)
     cleanup = [str(data_dir.parent if data_dir.parent != Path(box.state_dir) else data_dir)]
     box.variables["SANDBOX_WAL_ARCHIVE_DIR"] = str(archive_wal(data_dir))
+    box.variables["SANDBOX_DRILL_DIR"] = str(drill_dir(data_dir))
     try:
         pid = start(data_dir, port)
     except BaseException:
