@@ -43,7 +43,8 @@ def _postgres(target, environment: Environment):
     from opsproof.postgres import PostgresProbe
 
     return PostgresProbe(target.dsn, _secret(target.password), target.connect_timeout_s,
-                         target.statement_timeout_ms, environment.read_only)
+                         target.statement_timeout_ms, environment.read_only,
+                         refuse_privileged_role=environment.tier == "production")
 
 
 def _redis(target, environment: Environment):
