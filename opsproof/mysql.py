@@ -59,7 +59,7 @@ class MysqlProbe:
                 value = self.statement_timeout_ms / 1000
             else:  # MySQL 8 renamed tx_read_only
                 timeout, read_only, value = "max_execution_time", "transaction_read_only", self.statement_timeout_ms
-            self._session_sql = f"SET SESSION {timeout} = {value:g}" + (f", {read_only} = 1" if self.read_only else "")
+            self._session_sql = f"SET SESSION {timeout} = {value}" + (f", {read_only} = 1" if self.read_only else "")
             self._conn = conn
             try:
                 self._check_session()
@@ -95,16 +95,15 @@ class MysqlProbe:
         import pymysql
 
         try:
-            with self._conn.cursor(pymysql.cursors.DictCursor) as cursor:
-                if not self.read_only:
+            try:
+                with self._conn.cursor(pymysql.cursors.DictCursor) as cursor:
+                    if self.read_only:
+                        cursor.execute(self._session_sql)
+                        cursor.execute("START TRANSACTION READ ONLY")
                     cursor.execute(sql, params)
                     return list(cursor.fetchall())
-                cursor.execute(self._session_sql)
-                cursor.execute("START TRANSACTION READ ONLY")
-                try:
-                    cursor.execute(sql, params)
-                    return list(cursor.fetchall())
-                finally:
+            finally:
+                if self.read_only and self._conn is not None:
                     self._reset()
         except pymysql.MySQLError as exc:
             code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
