@@ -14,6 +14,19 @@ def test_mysql_answers_select_1(mysql, evidence):
 
 @pytest.mark.smoke
 @pytest.mark.p1
+def test_mysql_monitoring_role_is_least_privileged(mysql_target, mysql, evidence):
+    role = mysql.monitoring_role()  # on tier production a privileged account never gets here: refused
+    if role is None:
+        pytest.skip(f"{mysql_target.where} has read-write sessions (tier sandbox)")
+    evidence.record("monitoring_role", role.name)
+    evidence.caution("monitoring_role_privileges", list(role.holds), "==", [],
+                     f"account {role.name} acts outside a read-only transaction; tier production refuses it")
+    evidence.caution("sessions_it_can_kill", role.signalable_sessions, "==", 0,
+                     f"other sessions run as the user of {role.name}, and the server lets it KILL them")
+
+
+@pytest.mark.smoke
+@pytest.mark.p1
 def test_mysql_connections_within_threshold(mysql_target, mysql, evidence):
     connected, max_connections = mysql.connections()
     evidence.record("threads_connected", connected)
