@@ -14,9 +14,11 @@ import secrets
 import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from opsproof.sandbox import postgres as sandbox_pg
+from opsproof.sandbox.processes import free_port
 from test_postgres_checks import admin_connection, app_connection, postgres_environment
 
 SNEAKY = "opsproof_sneaky"  # the table each DDL form tries to create
@@ -171,6 +173,35 @@ def test_application_role_is_warned_it_can_terminate_its_own_sessions(sandbox, w
                         r"'bankchain' \(or a role it inherits\), and PostgreSQL lets it cancel or terminate them "
                         r"\(warn\)", record["message"]), record["message"]
     assert record["measurements"][2]["value"] >= 1  # at least the victim
+
+
+@pytest.fixture(scope="module")
+def two_phase_cluster(tmp_path_factory):
+    """A cluster of its own with max_prepared_transactions = 5 (0, the default, in the sandbox): (port, password)."""
+    state_dir, password, port = tmp_path_factory.mktemp("two-phase"), secrets.token_urlsafe(16), free_port()
+    data_dir = sandbox_pg.create_cluster(state_dir, port, password)
+    with open(data_dir / "postgresql.auto.conf", "a") as auto:
+        auto.write("max_prepared_transactions = 5\n")
+    sandbox_pg.start(data_dir, port)
+    yield port, password
+    sandbox_pg.stop(data_dir)
+    sandbox_pg.remove(data_dir, state_dir)
+
+
+def test_prepare_transaction_is_refused_as_it_would_outlive_the_session(sandbox, write_env, run_checks,
+                                                                         two_phase_cluster, monkeypatch):
+    port, password = two_phase_cluster
+    monkeypatch.setenv("TEST_MONITOR_PASSWORD", password)
+    sql = "/* a comment */ prepare -- and another\n TRANSACTION 'opsproof-left-behind'"
+    run = run_checks(write_env(environment_as(
+        sandbox, None, "staging", dsn=sandbox_pg.dsn(port, user=sandbox_pg.ADMIN_USER, database="postgres"),
+        password="${TEST_MONITOR_PASSWORD}", invariants={"left_behind": {"sql": sql, "max": 0}})),
+        "-k", "postgres and invariant")
+    assert run.record("test_postgres_invariant_holds")["message"] == (
+        "could not measure on postgres.main: invariant left_behind: PREPARE TRANSACTION refused: it outlives the session")
+    with psycopg.connect(sandbox_pg.dsn(port, user=sandbox_pg.ADMIN_USER, database="postgres"), password=password,
+                         connect_timeout=5) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_prepared_xacts").fetchone() == (0,)
 
 
 # What each privileged role holds, as the evidence and the refusal name it.

@@ -11,6 +11,7 @@ read-only transaction cannot block is a role's privileges; those are read once p
 from __future__ import annotations
 
 import os
+import re
 import socket
 import threading
 import time
@@ -109,6 +110,9 @@ class PostgresSession:
     def _query(self, conn, sql: str, params, label: str | None) -> list[tuple]:
         import psycopg
 
+        if self.read_only and _first_words(sql, 2) == ["PREPARE", "TRANSACTION"]:
+            # it would keep the transaction, and the xid it takes, on the server after the rollback
+            raise ProbeError(f"{label + ': ' if label else ''}PREPARE TRANSACTION refused: it outlives the session")
         deadline_s = self.statement_timeout_ms / 1000 + self.connect_timeout_s
         guard = _Deadline(conn, deadline_s)
         with guard:
@@ -168,6 +172,32 @@ class PostgresSession:
     def close(self) -> None:
         if self._conn is not None:
             self._drop(self._conn)
+
+
+def _first_words(sql: str, count: int) -> list[str]:
+    """The first words of a statement, past whitespace and comments (``--`` lines, nested ``/* */``)."""
+    words, i = [], 0
+    while len(words) < count and i < len(sql):
+        if sql[i].isspace():
+            i += 1
+        elif sql.startswith("--", i):
+            i = sql.find("\n", i) + 1 or len(sql)
+        elif sql.startswith("/*", i):
+            depth, i = 1, i + 2
+            while depth and i < len(sql):
+                pair = sql[i:i + 2]
+                if pair in ("/*", "*/"):
+                    depth += 1 if pair == "/*" else -1
+                    i += 2
+                else:
+                    i += 1
+        else:
+            word = re.match(r"\w+", sql[i:])
+            if not word:
+                break
+            words.append(word.group().upper())
+            i += word.end()
+    return words
 
 
 def _settled(conn) -> bool:
