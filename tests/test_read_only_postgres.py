@@ -140,7 +140,7 @@ def test_a_session_left_in_copy_is_replaced_for_the_next_check(sandbox, write_en
                      "-k", "postgres and invariant")
     assert outcomes(run) == {
         "test_postgres_invariant_holds[main-a_copy_out]": (
-            "error", "could not measure on postgres.main: invariant a_copy_out: ProgrammingError (SQLSTATE None)"),
+            "error", "could not measure on postgres.main: invariant a_copy_out: OperationalError (SQLSTATE None)"),
         "test_postgres_invariant_holds[main-b_after_copy]": ("passed", "")}
 
 

@@ -132,17 +132,17 @@ class PostgresSession:
     def _run(self, conn, sql: str, params) -> list[tuple]:
         """One statement through the extended protocol (a pipeline always uses it), one network round trip.
 
-        Read-only: ``BEGIN READ ONLY``, the statement, ``ROLLBACK``, then (after a sync: DISCARD ALL
-        runs only outside a transaction) ``DISCARD ALL``.
+        Read-only: ``BEGIN READ ONLY``, the statement, ``ROLLBACK``, ``DISCARD ALL`` (the first statement
+        of the implicit transaction after the rollback, which it may be). A failed statement stops the
+        pipeline: ``_recover`` rolls back and discards.
         """
         cursor = conn.cursor()
-        with conn.pipeline() as pipeline:
+        with conn.pipeline():
             if self.read_only:
                 conn.execute("BEGIN READ ONLY")
             cursor.execute(sql, params)
             if self.read_only:
                 conn.execute("ROLLBACK")
-                pipeline.sync()
                 conn.execute("DISCARD ALL")
         return cursor.fetchall() if cursor.description else []
 
