@@ -1,4 +1,5 @@
-"""MySQL / MariaDB: reachable, connections, long-running statements, replica threads and lag, invariants."""
+"""MySQL / MariaDB: reachable, monitoring account, connections, long-running statements, replica threads and lag,
+invariants."""
 
 import pytest
 

@@ -1,4 +1,5 @@
-"""PostgreSQL: the runbooks' database pages: reachable, role, connections, long queries, replication, invariants."""
+"""PostgreSQL: the runbooks' database pages: reachable, role, monitoring role, connections, long queries, replication,
+invariants."""
 
 import pytest
 
@@ -14,6 +15,15 @@ def test_postgres_answers_select_1(postgres, evidence):
 
 @pytest.mark.smoke
 @pytest.mark.p1
+def test_postgres_role_is_expected(postgres_target, postgres, evidence):
+    role = evidence.record("role", postgres.role())
+    if postgres_target.expect_role is None:
+        pytest.skip(f"{postgres_target.where} sets no expect_role (role is {role})")
+    evidence.expect("role", role, "==", postgres_target.expect_role)
+
+
+@pytest.mark.smoke
+@pytest.mark.p1
 def test_postgres_monitoring_role_is_least_privileged(postgres_target, postgres, evidence):
     role = postgres.monitoring_role()  # on tier production a privileged role never gets here: refused
     if role is None:
@@ -24,15 +34,6 @@ def test_postgres_monitoring_role_is_least_privileged(postgres_target, postgres,
     evidence.caution("sessions_it_can_signal", role.signalable_sessions, "==", 0,
                      f"other sessions run as role {role.name!r} (or a role it inherits), and PostgreSQL lets it "
                      "cancel or terminate them")
-
-
-@pytest.mark.smoke
-@pytest.mark.p1
-def test_postgres_role_is_expected(postgres_target, postgres, evidence):
-    role = evidence.record("role", postgres.role())
-    if postgres_target.expect_role is None:
-        pytest.skip(f"{postgres_target.where} sets no expect_role (role is {role})")
-    evidence.expect("role", role, "==", postgres_target.expect_role)
 
 
 @pytest.mark.smoke

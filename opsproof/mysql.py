@@ -11,9 +11,9 @@
 A read-only session runs each statement as: ``SET SESSION`` timeout and ``TRANSACTION READ ONLY``,
 ``START TRANSACTION READ ONLY``, the statement, then COM_RESET_CONNECTION. Both read-only settings are
 needed: DDL commits the transaction implicitly and then runs under the session's setting, and a
-statement may set the session read-write, which only the transaction's setting outlasts. The reset
-rolls back and drops what the statement left (session variables, temporary tables, GET_LOCK locks).
-PyMySQL sends one statement per call unless CLIENT.MULTI_STATEMENTS is asked for; it is not.
+stored procedure may set the session read-write and then write, which only the transaction's setting
+stops. The reset rolls back and drops what the statement left (session variables, temporary tables,
+GET_LOCK locks). PyMySQL sends one statement per call unless CLIENT.MULTI_STATEMENTS is asked for; it is not.
 """
 
 from __future__ import annotations
@@ -55,11 +55,11 @@ class MysqlProbe:
             except pymysql.MySQLError as exc:
                 raise ProbeError(f"connect: {_text(exc)}", unreachable=True) from None
             if "MariaDB" in conn.get_server_info():
-                timeout, read_only = "max_statement_time", "tx_read_only"
-                value = self.statement_timeout_ms / 1000
+                timeout, value, read_only_var = "max_statement_time", self.statement_timeout_ms / 1000, "tx_read_only"
             else:  # MySQL 8 renamed tx_read_only
-                timeout, read_only, value = "max_execution_time", "transaction_read_only", self.statement_timeout_ms
-            self._session_sql = f"SET SESSION {timeout} = {value}" + (f", {read_only} = 1" if self.read_only else "")
+                timeout, value, read_only_var = "max_execution_time", self.statement_timeout_ms, "transaction_read_only"
+            also = f", {read_only_var} = 1" if self.read_only else ""
+            self._session_sql = f"SET SESSION {timeout} = {value}{also}"
             self._conn = conn
             try:
                 self._check_session()
