@@ -1,12 +1,13 @@
 """Benchmark: what the read-only statement wrapping costs per invariant query.
 
 Starts its own sandbox and runs the runbook invariant (open compliance alerts) ``--queries`` times,
-``--runs`` times each after a warm-up, two ways per database: a bare read-only session (PostgreSQL:
-``default_transaction_read_only`` and autocommit, the simple protocol; MariaDB: ``SET SESSION
-TRANSACTION READ ONLY`` once), as opsproof used to run it, and opsproof's probe on a staging tier
-(PostgreSQL: ``BEGIN READ ONLY``, the statement, ``ROLLBACK``, ``DISCARD ALL`` in one pipeline;
-MariaDB: session and transaction read-only, the statement, COM_RESET_CONNECTION).
-Prints the median time per query. Usage: ``.venv/bin/python bench/read_only_sessions.py [--runs 5]``.
+``--runs`` times each after a warm-up, three ways per database: a bare read-only session
+(PostgreSQL: ``default_transaction_read_only`` and autocommit, the simple protocol; MariaDB: ``SET
+SESSION TRANSACTION READ ONLY`` once), as opsproof sent it before; opsproof's probe on tier sandbox
+(read-write: one statement per call, no transaction); and on tier staging (PostgreSQL: ``BEGIN READ
+ONLY``, the statement, ``ROLLBACK``, ``DISCARD ALL`` in one pipeline; MariaDB: session and transaction
+read-only, the statement, COM_RESET_CONNECTION). Prints the median time per query.
+Usage: ``.venv/bin/python bench/read_only_sessions.py [--runs 5]``.
 """
 
 from __future__ import annotations
@@ -70,17 +71,20 @@ def main() -> None:
     state_dir = Path(tempfile.mkdtemp(prefix="opsproof-bench-sessions-"))
     box = sandbox_module.up(state_dir)
     try:
-        postgres = PostgresProbe(box.pg_dsn, box.pg_password, read_only=True, refuse_privileged_role=False)
-        mariadb = MysqlProbe("127.0.0.1", box.port("mariadb"), sandbox_mariadb.APP_USER,
-                             box.variables["SANDBOX_MYSQL_PASSWORD"], sandbox_mariadb.DATABASE, read_only=True,
-                             refuse_privileged_role=False)
-        rows = [("PostgreSQL", bare_postgres(box), lambda: postgres.invariant("open_alerts", SQL)),
-                ("MariaDB", bare_mariadb(box), lambda: mariadb.invariant("open_alerts", SQL))]
-        print(f"{args.queries} invariant queries, median of {args.runs} (ms per query)")
-        for name, bare, wrapped in rows:
-            before, after = per_query_ms(bare, args.queries, args.runs), per_query_ms(wrapped, args.queries, args.runs)
-            print(f"{name:10}  bare read-only session {before:.3f}  opsproof {after:.3f}  "
-                  f"(+{after - before:.3f} ms, x{after / before:.1f})")
+        mysql = ("127.0.0.1", box.port("mariadb"), sandbox_mariadb.APP_USER, box.variables["SANDBOX_MYSQL_PASSWORD"],
+                 sandbox_mariadb.DATABASE)
+        rows = [("PostgreSQL", bare_postgres(box),
+                 *[PostgresProbe(box.pg_dsn, box.pg_password, read_only=ro, refuse_privileged_role=False)
+                   for ro in (False, True)]),
+                ("MariaDB", bare_mariadb(box),
+                 *[MysqlProbe(*mysql, read_only=ro, refuse_privileged_role=False) for ro in (False, True)])]
+        print(f"{args.queries} invariant queries, median of {args.runs}, ms per query:")
+        print(f"{'':10}  {'bare read-only':>14}  {'tier sandbox':>12}  {'tier staging':>12}")
+        for name, bare, read_write, read_only in rows:
+            queries = (bare, lambda: read_write.invariant("open_alerts", SQL),
+                       lambda: read_only.invariant("open_alerts", SQL))
+            times = [per_query_ms(query, args.queries, args.runs) for query in queries]
+            print(f"{name:10}  {times[0]:14.3f}  {times[1]:12.3f}  {times[2]:12.3f}")
     finally:
         sandbox_module.down(state_dir)
 
