@@ -95,7 +95,7 @@ def outcomes(run) -> dict[str, tuple[str, str]]:
     return {r["id"].split("::")[1]: (r["outcome"], r["message"]) for r in run.results["checks"]}
 
 
-# In name order, on one session: each invariant tries what it can; the last four see what is left.
+# In name order, on one session: each invariant tries what it can; the later ones find it undone.
 FORMS = {
     "a_multiple_statements": "SET SESSION TRANSACTION READ WRITE; INSERT INTO opsproof_marker VALUES (2)",
     "b_set_read_write": "SET SESSION TRANSACTION READ WRITE",

@@ -93,7 +93,7 @@ def outcomes(run) -> dict[str, tuple[str, str]]:
     return {r["id"].split("::")[1]: (r["outcome"], r["message"]) for r in run.results["checks"]}
 
 
-# In name order, on one session: each invariant tries what it can; the last three see what is left.
+# In name order, on one session: each invariant tries what it can; the later ones find it undone.
 FORMS = {
     "a_commit_begin_read_write": f"COMMIT; BEGIN READ WRITE; CREATE TABLE {SNEAKY} (); COMMIT; SELECT 1",
     "b_default_off_then_commit": f"SET default_transaction_read_only = off; COMMIT; CREATE TABLE {SNEAKY} (); SELECT 1",
@@ -133,7 +133,7 @@ def test_no_form_writes_or_leaves_state_for_the_next_check(sandbox, write_env, r
     assert_untouched(sandbox, victim)
 
 
-def test_a_session_left_in_copy_is_replaced_for_the_next_check(sandbox, write_env, run_checks, victim):
+def test_a_session_left_in_copy_is_replaced_for_the_next_check(sandbox, write_env, run_checks):
     invariants = {"a_copy_out": {"sql": "COPY (SELECT 1) TO STDOUT", "max": 1},
                   "b_after_copy": {"sql": "SELECT count(*) FROM users", "min": 1}}
     run = run_checks(write_env(environment_as(sandbox, None, "staging", invariants=invariants)),
