@@ -1,4 +1,5 @@
-"""MySQL / MariaDB: reachable, connections, long-running statements, replica threads and lag, invariants."""
+"""MySQL / MariaDB: reachable, monitoring account, connections, long-running statements, replica threads and lag,
+invariants."""
 
 import pytest
 
@@ -10,6 +11,19 @@ pytestmark = [pytest.mark.nightly]
 def test_mysql_answers_select_1(mysql, evidence):
     evidence.record("server_version", mysql.server_version())
     evidence.record("select_1_ms", mysql.ping_ms())
+
+
+@pytest.mark.smoke
+@pytest.mark.p1
+def test_mysql_monitoring_role_is_least_privileged(mysql_target, mysql, evidence):
+    role = mysql.monitoring_role()  # on tier production a privileged account never gets here: refused
+    if role is None:
+        pytest.skip(f"{mysql_target.where} has read-write sessions (tier sandbox)")
+    evidence.record("monitoring_role", role.name)
+    evidence.caution("monitoring_role_privileges", list(role.holds), "==", [],
+                     f"account {role.name} acts outside a read-only transaction; tier production refuses it")
+    evidence.caution("sessions_it_can_kill", role.signalable_sessions, "==", 0,
+                     f"other sessions run as the user of {role.name}, and the server lets it KILL them")
 
 
 @pytest.mark.smoke

@@ -1,4 +1,5 @@
-"""PostgreSQL: the runbooks' database pages: reachable, role, connections, long queries, replication, invariants."""
+"""PostgreSQL: the runbooks' database pages: reachable, role, monitoring role, connections, long queries, replication,
+invariants."""
 
 import pytest
 
@@ -19,6 +20,20 @@ def test_postgres_role_is_expected(postgres_target, postgres, evidence):
     if postgres_target.expect_role is None:
         pytest.skip(f"{postgres_target.where} sets no expect_role (role is {role})")
     evidence.expect("role", role, "==", postgres_target.expect_role)
+
+
+@pytest.mark.smoke
+@pytest.mark.p1
+def test_postgres_monitoring_role_is_least_privileged(postgres_target, postgres, evidence):
+    role = postgres.monitoring_role()  # on tier production a privileged role never gets here: refused
+    if role is None:
+        pytest.skip(f"{postgres_target.where} has read-write sessions (tier sandbox)")
+    evidence.record("monitoring_role", role.name)
+    evidence.caution("monitoring_role_privileges", list(role.holds), "==", [],
+                     f"role {role.name!r} acts outside a read-only transaction; tier production refuses it")
+    evidence.caution("sessions_it_can_signal", role.signalable_sessions, "==", 0,
+                     f"other sessions run as role {role.name!r} (or a role it inherits), and PostgreSQL lets it "
+                     "cancel or terminate them")
 
 
 @pytest.mark.smoke

@@ -51,7 +51,8 @@ def _postgres(target, environment: Environment):
     from opsproof.postgres import PostgresProbe
 
     return PostgresProbe(target.dsn, _secret(target.password), target.connect_timeout_s,
-                         target.statement_timeout_ms, environment.read_only)
+                         target.statement_timeout_ms, environment.read_only,
+                         refuse_privileged_role=environment.tier == "production")
 
 
 def _redis(target, environment: Environment):
@@ -88,7 +89,8 @@ def _mysql(target, environment: Environment):
     from opsproof.mysql import MysqlProbe
 
     return MysqlProbe(target.host, target.port, target.user, _secret(target.password), target.database,
-                      target.connect_timeout_s, target.statement_timeout_ms, environment.read_only)
+                      target.connect_timeout_s, target.statement_timeout_ms, environment.read_only,
+                      refuse_privileged_role=environment.tier == "production")
 
 
 FACTORIES: dict[str, Callable[[Target, Environment], object]] = {

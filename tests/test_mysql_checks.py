@@ -56,6 +56,7 @@ def test_every_mysql_check_passes_on_the_healthy_sandbox(sandbox, write_env, run
     outcomes = {r["id"].split("::")[1]: r["outcome"] for r in run.results["checks"]}
     assert outcomes == {
         "test_mysql_answers_select_1[ledger]": "passed", "test_mysql_connections_within_threshold[ledger]": "passed",
+        "test_mysql_monitoring_role_is_least_privileged[ledger]": "skipped",
         "test_mysql_has_no_long_running_queries[ledger]": "passed",
         "test_mysql_replica_threads_running[ledger]": "skipped",
         "test_mysql_invariant_holds[ledger-failed_transactions_24h]": "passed",

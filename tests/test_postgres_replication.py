@@ -67,6 +67,23 @@ def replication_environment(sandbox, standby) -> dict:
     return environment
 
 
+def test_read_only_sessions_measure_a_hot_standby(sandbox, standby, write_env, run_checks):
+    """Tier staging: every statement in BEGIN READ ONLY, ROLLBACK, DISCARD ALL, which a standby accepts."""
+    environment = replication_environment(sandbox, standby)
+    for target in environment["postgres"].values():
+        target["invariants"] = {"users": {"sql": "SELECT count(*) FROM users", "min": 1}}
+    run = run_checks(write_env({**environment, "tier": "staging"}),
+                     "-k", "postgres and (role or replica or replication or invariant)")
+    assert run.ret == 0, run.output
+    outcomes = {r["id"].split("::")[1]: r["outcome"] for r in run.results["checks"] if "standby" in r["id"]}
+    assert outcomes == {
+        "test_postgres_role_is_expected[standby]": "passed",
+        "test_postgres_monitoring_role_is_least_privileged[standby]": "passed",
+        "test_postgres_expected_replicas_are_streaming[standby]": "skipped",
+        "test_postgres_replication_lag_within_threshold[standby]": "passed",
+        "test_postgres_invariant_holds[standby-users]": "passed"}
+
+
 def test_streaming_replica_passes_warns_when_replay_pauses_fails_when_stopped(
         sandbox, standby, write_env, run_checks):
     path = write_env(replication_environment(sandbox, standby))
@@ -76,6 +93,8 @@ def test_streaming_replica_passes_warns_when_replay_pauses_fails_when_stopped(
     outcomes = {r["id"].split("::")[1]: r["outcome"] for r in healthy.results["checks"]}
     assert outcomes == {
         "test_postgres_role_is_expected[main]": "passed", "test_postgres_role_is_expected[standby]": "passed",
+        "test_postgres_monitoring_role_is_least_privileged[main]": "skipped",  # tier sandbox: read-write
+        "test_postgres_monitoring_role_is_least_privileged[standby]": "skipped",
         "test_postgres_expected_replicas_are_streaming[main]": "passed",
         "test_postgres_expected_replicas_are_streaming[standby]": "skipped",
         "test_postgres_replication_lag_within_threshold[main]": "passed",
