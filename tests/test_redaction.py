@@ -9,7 +9,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from conftest import ROOT, sandbox_environment
+
+from opsproof.errors import ConfigError
 
 CANARY_PASSWORD = "canary-pw-7f3a9c1e"
 CANARY_TOKEN = "canary-token-b81d44"
@@ -221,3 +224,19 @@ def test_a_secret_shorter_than_4_characters_is_refused_before_anything_runs(tmp_
         "masking ordinary text")]
     assert "abc" not in result.stdout + result.stderr
     assert not (tmp_path / "reports").exists()
+
+
+def test_a_literal_header_that_names_no_credential_is_not_a_secret(write_env):
+    """``Accept: */*`` written in the file is not refused as a short secret, nor masked; a credential
+    header written literally is still a secret, and a header from a ${VAR} always is."""
+    from opsproof.environment import load_environment
+
+    def loaded(headers: dict, variables=None):
+        return load_environment(write_env({"tier": "staging", "http": {"api": {
+            "url": "http://127.0.0.1:9", "headers": headers}}}), variables or {})
+
+    assert loaded({"Accept": "*/*", "X-Env": "dev"}).secrets == frozenset()
+    assert "s3cr3t-cookie" in loaded({"Cookie": "s3cr3t-cookie"}).secrets
+    assert "innocent-name" in loaded({"X-Env": "${ENV_LABEL}"}, {"ENV_LABEL": "innocent-name"}).secrets
+    with pytest.raises(ConfigError, match="http.api.headers.X-Api-Key: holds a secret of 3 characters"):
+        loaded({"X-Api-Key": "abc"})

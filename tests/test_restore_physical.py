@@ -210,7 +210,8 @@ def refusal_of(write_env, environment: dict, name: str) -> str | None:
     from opsproof.backups.restore import refusal
     from opsproof.environment import load_environment
 
-    loaded = load_environment(write_env(environment), {"TEST_PG_PASSWORD": "x", "TEST_REDIS_PASSWORD": "x"})
+    loaded = load_environment(write_env(environment),
+                              {"TEST_PG_PASSWORD": "placeholder", "TEST_REDIS_PASSWORD": "placeholder"})
     return refusal(loaded.environment, loaded.environment.backups[name])
 
 

@@ -191,7 +191,8 @@ def _declared_secrets(environment: Environment) -> dict:
 
     def walk(value, key_path: str) -> None:
         if isinstance(value, SecretStr):
-            found.setdefault(value.get_secret_value(), (key_path, None))
+            if not _plain_header(key_path):
+                found.setdefault(value.get_secret_value(), (key_path, None))
         elif isinstance(value, Auth) and value.basic_user is not None:
             found.setdefault(value.basic_password.get_secret_value(), (f"{key_path}.basic_password", None))
             found.setdefault(basic_credentials(value.basic_user, value.basic_password.get_secret_value()),
@@ -214,6 +215,13 @@ def _declared_secrets(environment: Environment) -> dict:
         for name, target in environment.targets(kind).items():
             walk(target, f"{kind}.{name}")
     return found
+
+
+def _plain_header(key_path: str) -> bool:
+    """A header written literally whose name says nothing of credentials (``Accept: */*``, ``X-Env: dev``):
+    not a secret. A header from a ``${VAR}`` is registered when it is resolved, whatever its name."""
+    parent, _, name = key_path.rpartition(".")
+    return parent.endswith(".headers") and not looks_secret(name) and name.lower() not in ("cookie", "set-cookie")
 
 
 def _refuse_short(secrets: dict, shown: str) -> None:
