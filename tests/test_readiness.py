@@ -26,7 +26,8 @@ def drill(kind: str, finished: datetime, outcome: str = "passed") -> dict:
     return {"kind": kind, "backup_set": "nightly", "backup_id": "db_1.dump", "backup_time": finished.isoformat(),
             "target": "scratch", "started_at": finished.isoformat(), "finished_at": finished.isoformat(),
             "rto_target_s": 600, "rto_achieved_s": 42.5, "rpo_target_s": 86400, "rpo_achieved_s": 3600.0,
-            "verifications": ["row counts match"], "cleanup_confirmed": True, "outcome": outcome}
+            "verifications": [{"name": "rows.users", "value": 500, "op": ">=", "limit": 500, "verdict": "ok"}],
+            "cleanup_confirmed": True, "outcome": outcome}  # as results.json had it before schema_version 2
 
 
 def add_run(reports: Path, when: datetime, suite: str, checks: list[dict]) -> None:
