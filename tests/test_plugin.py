@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -12,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from conftest import read_results
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,7 +50,7 @@ def run(pytester: pytest.Pytester, *args: str):
 
 def results(pytester: pytest.Pytester) -> dict:
     (found,) = list((pytester.path / "reports").glob("*/*/results.json"))
-    return json.loads(found.read_text())
+    return read_results(found)
 
 
 # --- environment selection and validation ---------------------------------------------------------
