@@ -203,6 +203,35 @@ def test_passed_check_still_records_measured_values(pytester):
     assert results(pytester)["checks"][0]["measurements"][0]["value"] == 200
 
 
+def test_probe_error_fails_in_one_line_with_its_output_and_skips_the_targets_other_checks(pytester):
+    make_project(pytester, """
+        import pytest
+        from opsproof.errors import ProbeError
+
+        @pytest.fixture
+        def answer(http_target):
+            if http_target.name == "web":
+                raise ProbeError("GET /ready: ConnectError: refused")
+        def test_a(http_target, probes, answer):
+            print("asked " + http_target.name)
+            raise ProbeError("GET /health: no response within 2 s", unreachable=True)
+        def test_b(http_target, probes):
+            probes.skip_if_unreachable(http_target)
+    """)
+    result = run(pytester, "--env", "unit", "-rA", "-p", "no:randomly")
+    output = result.stdout.str()
+    records = {r["id"].split("::")[1]: r for r in results(pytester)["checks"]}
+    assert records["test_a[api]"]["outcome"] == "error" and records["test_a[web]"]["outcome"] == "error"
+    assert records["test_a[api]"]["message"] == "could not measure on http.api: GET /health: no response within 2 s"
+    assert records["test_a[web]"]["message"] == "could not measure on http.web: GET /ready: ConnectError: refused"
+    assert (records["test_b[api]"]["outcome"], records["test_b[api]"]["message"]) == (
+        "skipped", "http.api is unreachable: GET /health: no response within 2 s (in test_a[api])")
+    assert records["test_b[web]"]["outcome"] == "passed"  # its error was not about the target answering
+    assert "Traceback" not in output and "raise ProbeError" not in output
+    result.stdout.fnmatch_lines(["*test_checks.py:*: could not measure on http.api: GET /health: no response*",
+                                 "*Captured stdout call*", "asked api"])
+
+
 # --- reports ------------------------------------------------------------------------------------------
 
 def test_failing_run_writes_all_three_reports_and_a_verdict(pytester):

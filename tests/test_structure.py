@@ -1,4 +1,4 @@
-"""Import structure: the plugin's modules and the record they share import without cycles, lazy imports included."""
+"""Structure: the plugin's modules and the record they share import without cycles; only public pytest API."""
 
 from __future__ import annotations
 
@@ -47,3 +47,26 @@ def test_plugin_and_record_modules_have_no_import_cycle():
         list(graphlib.TopologicalSorter(graph(ACYCLIC)).static_order())
     except graphlib.CycleError as error:
         pytest.fail(f"import cycle: {' -> '.join(error.args[1])}", pytrace=False)
+
+
+# pytest internals a plugin might reach for; pytest-rerunfailures' way of re-running an item is the one exception
+PRIVATE_PYTEST = {"_report_sections", "_setupstate", "_fixturemanager", "_fixtureinfo", "_request", "_repr_failure_py",
+                  "_obj", "_store"}
+PRIVATE_ALLOWED = {"fixtures/eventually.py": {"_pytest", "_setupstate"}}
+
+
+def test_plugin_uses_only_public_pytest_api():
+    found = []
+    for path in sorted((ROOT / "fixtures").glob("*.py")):
+        name = str(path.relative_to(ROOT))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            used = None
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "_pytest":
+                used = "_pytest"
+            elif isinstance(node, ast.Import) and any(a.name.split(".")[0] == "_pytest" for a in node.names):
+                used = "_pytest"
+            elif isinstance(node, ast.Attribute) and node.attr in PRIVATE_PYTEST:
+                used = node.attr
+            if used and used not in PRIVATE_ALLOWED.get(name, set()):
+                found.append(f"{name}:{node.lineno}: {used}")
+    assert found == []
