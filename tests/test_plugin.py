@@ -299,8 +299,9 @@ def test_failing_run_writes_all_three_reports_and_a_verdict(pytester):
     (run_dir,) = [p for p in (pytester.path / "reports" / "unit").iterdir() if p.is_dir()]  # beside history.jsonl
     assert run_dir.name.endswith("Z-p0-or-p3")
     assert {p.name for p in run_dir.iterdir()} == {"report.html", "junit.xml", "results.json"}
-    html = (run_dir / "report.html").read_text()
-    assert "Severity" in html and "status_code (500) == 200 on http.api" in html
+    page = (run_dir / "report.html").read_text()
+    assert "Severity" in page and "status_code (500) == 200 on http.api" in page
+    assert evidence_cells(pytester)["test_checks.py::test_subject[api]"] == "status_code (500) == 200 on http.api"
     assert "status_code (500) == 200 on http.api" in (run_dir / "junit.xml").read_text()
     result.stdout.fnmatch_lines([
         f"report.html*{run_dir / 'report.html'}",
