@@ -107,13 +107,13 @@ class CheckRecord(_Subject):
         return {"id": data.pop("id"), **data}
 
 
-def _dump(model: BaseModel) -> dict:
+def _dump(model: Phase | CheckRecord) -> dict:
     """Plain JSON-ready values; optional parts (drill, waiver) only when present, as results.json always had."""
     data = model.model_dump()
     for key in ("drill", "waiver", "waiver_expired"):
         if key in data and data[key] is None:
             del data[key]
-    data["measurements"] = [m.to_dict() for m in getattr(model, "measurements")]
-    if getattr(model, "drill", None) is not None:
+    data["measurements"] = [m.to_dict() for m in model.measurements]
+    if model.drill is not None:
         data["drill"] = model.drill.to_dict()
     return data

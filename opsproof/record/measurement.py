@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from opsproof.thresholds import Comparison, Verdict, show_limit, show_value
 
+
 class Measurement(BaseModel):
     """``measure (value)``; compared: ``op`` and ``limit``; judged: ``op``, ``warn`` and ``crit``; both: ``verdict``.
 
