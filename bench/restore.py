@@ -79,7 +79,7 @@ def drill_in_process(environment, name: str = SET) -> float:
     started = time.perf_counter()
     record = BackupProbe(environment.backups[name], environment).drill()
     elapsed = time.perf_counter() - started
-    if record["outcome"] != "passed" or not record["cleanup_confirmed"]:
+    if record.outcome != "passed" or not record.cleanup_confirmed:
         sys.exit(f"the drill did not pass: {record}")
     return elapsed
 

@@ -113,7 +113,7 @@ def test_redis_last_save_within_rpo(backups_target, backup_source, evidence):
 @pytest.mark.formats("pgbackrest")
 def test_pgbackrest_latest_backup_ok(backups_target, backups, evidence):
     repository = backups.pgbackrest()
-    evidence.expect("stanza_status", repository.status(), "==", "ok")
+    evidence.require("stanza_status", repository.status(), "==", "ok")
     latest = repository.latest()
     evidence.record("backup_id", latest["label"])
     evidence.expect("backup_error", latest["error"], "==", False)
@@ -123,7 +123,7 @@ def test_pgbackrest_latest_backup_ok(backups_target, backups, evidence):
 @pytest.mark.formats("pgbackrest")
 def test_pgbackrest_latest_backup_within_rpo(backups_target, backups, evidence):
     latest = backups.pgbackrest().latest()
-    evidence.expect("latest_backup", latest["label"] if latest else "none", "!=", "none")
+    evidence.require("latest_backup", latest["label"] if latest else "none", "!=", "none")
     age_s = (datetime.now(timezone.utc) - latest["stopped_at"]).total_seconds()
     age_within_rpo(evidence, backups_target, "age", age_s)
 
@@ -140,7 +140,7 @@ def test_pgbackrest_verify_passes(backups_target, backups, evidence):
 @pytest.mark.formats("barman")
 def test_barman_latest_backup_done(backups_target, backups, evidence):
     latest = backups.barman().latest()
-    evidence.expect("latest_backup", latest["backup_id"] if latest else "none", "!=", "none")
+    evidence.require("latest_backup", latest["backup_id"] if latest else "none", "!=", "none")
     evidence.record("backup_id", latest["backup_id"])
     evidence.expect("backup_status", latest["status"], "==", "DONE")
 
@@ -149,7 +149,7 @@ def test_barman_latest_backup_done(backups_target, backups, evidence):
 @pytest.mark.formats("barman")
 def test_barman_latest_backup_within_rpo(backups_target, backups, evidence):
     done = backups.barman().latest_done()
-    evidence.expect("latest_done_backup", done["backup_id"] if done else "none", "!=", "none")
+    evidence.require("latest_done_backup", done["backup_id"] if done else "none", "!=", "none")
     age_s = (datetime.now(timezone.utc) - done["ended_at"]).total_seconds()
     age_within_rpo(evidence, backups_target, "age", age_s)
 
@@ -180,7 +180,7 @@ def _velero_latest(backups, evidence) -> dict:
     if in_flight:  # judged when finished: a run overlapping the schedule must not fail on it
         evidence.record("in_flight", in_flight)
     latest = velero.latest()
-    evidence.expect("latest_backup", latest["metadata"]["name"] if latest else "none", "!=", "none")
+    evidence.require("latest_backup", latest["metadata"]["name"] if latest else "none", "!=", "none")
     return latest
 
 
@@ -203,7 +203,7 @@ def test_velero_latest_backup_completed(backups_target, backups, evidence):
 @pytest.mark.formats("velero")
 def test_velero_latest_completed_backup_within_rpo(backups_target, backups, evidence):
     completed = backups.velero().latest_completed()
-    evidence.expect("latest_completed_backup", completed["metadata"]["name"] if completed else "none", "!=", "none")
+    evidence.require("latest_completed_backup", completed["metadata"]["name"] if completed else "none", "!=", "none")
     finished_at = parse_time(completed["status"].get("completionTimestamp"))
     evidence.record("completion_timestamp", completed["status"].get("completionTimestamp"))
     age_within_rpo(evidence, backups_target, "age", (datetime.now(timezone.utc) - finished_at).total_seconds())
@@ -229,7 +229,7 @@ def test_velero_latest_backup_warnings_within_limit(backups_target, backups, evi
 def test_velero_latest_completed_backup_not_expired(backups_target, backups, evidence):
     """An expired backup still listed means Velero's garbage collection is stuck, or it is about to go."""
     completed = backups.velero().latest_completed()
-    evidence.expect("latest_completed_backup", completed["metadata"]["name"] if completed else "none", "!=", "none")
+    evidence.require("latest_completed_backup", completed["metadata"]["name"] if completed else "none", "!=", "none")
     expiration = parse_time(completed["status"].get("expiration"))
     if expiration is None:
         pytest.skip(f"{backups_target.where}: {completed['metadata']['name']} has no status.expiration (no TTL)")
@@ -245,13 +245,13 @@ def test_velero_storage_location_available(backups_target, backups, evidence):
     if not settings.storage_location:
         pytest.skip(f"{backups_target.where} sets no velero.storage_location")
     location = backups.velero().storage_location()
-    evidence.expect("storage_location", settings.storage_location if location else "none", "!=", "none")
+    evidence.require("storage_location", settings.storage_location if location else "none", "!=", "none")
     status = location.get("status") or {}
     if status.get("message"):  # Velero's reason for Unavailable (NoSuchBucket, AccessDenied...)
         evidence.record("location_message", status["message"])
     evidence.expect("location_phase", status.get("phase", "none"), "==", "Available")
     validated = parse_time(status.get("lastValidationTime"))
-    evidence.expect("last_validation", status.get("lastValidationTime") or "none", "!=", "none")
+    evidence.require("last_validation", status.get("lastValidationTime") or "none", "!=", "none")
     age_within(evidence, "validation_age", (datetime.now(timezone.utc) - validated).total_seconds(),
                 settings.location_validation_max_age)
 
@@ -263,13 +263,13 @@ def test_velero_schedule_enabled_and_recent(backups_target, backups, evidence):
     if not settings.schedule:
         pytest.skip(f"{backups_target.where} sets no velero.schedule")
     schedule = backups.velero().schedule()
-    evidence.expect("schedule", settings.schedule if schedule else "none", "!=", "none")
+    evidence.require("schedule", settings.schedule if schedule else "none", "!=", "none")
     spec, status = schedule.get("spec") or {}, schedule.get("status") or {}
     evidence.record("cron", spec.get("schedule"))
     evidence.expect("paused", bool(spec.get("paused", False)), "==", False)
     evidence.expect("schedule_phase", status.get("phase", "none"), "==", "Enabled")
     last = parse_time(status.get("lastBackup"))
-    evidence.expect("last_backup", status.get("lastBackup") or "none", "!=", "none")
+    evidence.require("last_backup", status.get("lastBackup") or "none", "!=", "none")
     age_within_rpo(evidence, backups_target, "last_backup_age", (datetime.now(timezone.utc) - last).total_seconds())
 
 

@@ -9,15 +9,15 @@ pytestmark = [pytest.mark.dr, pytest.mark.destructive, pytest.mark.p1, pytest.ma
 
 def test_dr_drill_completes_every_step(dr_drill, evidence):
     evidence.drill(dr_drill)
-    for step in dr_drill["steps"]:
-        evidence.record(f"{step['name']}_s", step["duration_s"])
-    stopped_at = f"{dr_drill['failed_step']}: {dr_drill['error']}" if dr_drill["failed_step"] else None
+    for step in dr_drill.steps:
+        evidence.record(f"{step.name}_s", step.duration_s)
+    stopped_at = f"{dr_drill.failed_step}: {dr_drill.error}" if dr_drill.failed_step else None
     evidence.expect("stopped_at", stopped_at, "==", None)
 
 
 def test_dr_recovery_time_is_within_rto(dr_drill, dr_target, evidence):
-    evidence.expect("rto_achieved_s", dr_drill["rto_achieved_s"], "<=", dr_target.rto_s)
+    evidence.expect("rto_achieved_s", dr_drill.rto_achieved_s, "<=", dr_target.rto_s)
 
 
 def test_dr_data_loss_is_within_rpo(dr_drill, dr_target, evidence):
-    evidence.expect("rpo_achieved_s", dr_drill["rpo_achieved_s"], "<=", dr_target.rpo_s)
+    evidence.expect("rpo_achieved_s", dr_drill.rpo_achieved_s, "<=", dr_target.rpo_s)

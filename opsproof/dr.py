@@ -4,7 +4,7 @@ Every step is timed; the first failing step stops the drill and is recorded with
 process it starts or replaces is recorded in the sandbox's state.json, so ``opsproof sandbox down``
 still stops and removes everything whatever step failed. Refused on production tiers.
 
->>> DrDrill(scenario, environment).run()["rto_achieved_s"]
+>>> DrDrill(scenario, environment).run().rto_achieved_s
 7.4
 """
 
@@ -18,14 +18,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from opsproof.errors import ProbeError, first_line
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+from opsproof.record import DrillRecord, Measurement, Step
+from opsproof.record.drill import tail
+from opsproof.record.drill import utc_now as _now
 
 
 class StepFailed(Exception):
-    """A step could not do its job; the message is what the drill record says."""
+    """A step could not do its job; the message is what the drill record says (``output``: what a command printed)."""
+
+    def __init__(self, message: str, output: str | None = None):
+        super().__init__(message)
+        self.output = output
 
 
 class DrDrill:
@@ -37,7 +40,7 @@ class DrDrill:
 
     # --- the drill ---------------------------------------------------------------------------------
 
-    def run(self) -> dict:
+    def run(self) -> DrillRecord:
         """Run the scenario end to end; returns the drill record (also when a step failed)."""
         from filelock import FileLock
 
@@ -46,61 +49,60 @@ class DrDrill:
         with FileLock(str(self.state_dir / "dr.lock"), timeout=self.scenario.rto_s * 2):  # one drill at a time
             return self._run()
 
-    def _run(self) -> dict:
+    def _run(self) -> DrillRecord:
         from opsproof import sandbox
 
         self.box = sandbox.load(self.state_dir)
         if self.box is None or "postgres" not in self.box.processes:
             raise ProbeError(f"no sandbox at {self.state_dir}: run `opsproof sandbox up`", unreachable=True)
         s = self.scenario
-        record = {"kind": "dr", "scenario": s.name, "started_at": _now(), "target": "", "steps": [],
-                  "verifications": [], "rto_target_s": s.rto_s, "rpo_target_s": s.rpo_s, "rto_achieved_s": None,
-                  "rpo_achieved_s": None, "failed_step": None, "error": None}
+        record = DrillRecord(kind="dr", scenario=s.name, started_at=_now(), rto_target_s=s.rto_s, rpo_target_s=s.rpo_s)
         self.replaced: list[tuple[str, dict]] = []  # (name, state record) of each process taken down
         try:
-            record.update(self._prepare())
+            for key, value in self._prepare().items():
+                setattr(record, key, value)
         except StepFailed as error:
             return self._finish(record, "prepare", str(error))
         outage = time.monotonic()
-        record["outage_started_at"] = _now()
+        record.outage_started_at = _now()
         for step in [*s.steps, *(f"verify:{v}" for v in s.verify)]:
-            started, at = time.monotonic(), _now()
+            started, entry = time.monotonic(), Step(name=step, started_at=_now())
+            verifies = step.removeprefix("verify:") if step.startswith("verify:") else None
             try:
-                detail = self._verify(step.split(":", 1)[1]) if step.startswith("verify:") else getattr(self, step)()
-                error = None
+                entry.detail = self._verify(verifies) if verifies else getattr(self, step)()
             except StepFailed as failure:
-                detail, error = None, str(failure)
+                entry.error, entry.output_tail = str(failure), tail(failure.output)
             except Exception as failure:  # noqa: BLE001 - any crash is this step failing, not the drill crashing
-                detail, error = None, f"{type(failure).__name__}: {first_line(failure)}"
-            entry = {"name": step, "started_at": at, "finished_at": _now(),
-                     "duration_s": round(time.monotonic() - started, 3), "ok": error is None, "error": error}
-            if step.startswith("verify:"):
-                record["verifications"].append({"name": step.split(":", 1)[1], "ok": error is None,
-                                                "detail": error or detail or ""})
-            record["steps"].append(entry)
-            if error:
-                return self._finish(record, step, error)
-        record["rto_achieved_s"] = round(time.monotonic() - outage, 3)
-        record["target"] = getattr(self, "target", "")
+                entry.error = f"{type(failure).__name__}: {first_line(failure)}"
+            entry.outcome = "failed" if entry.error else "passed"
+            entry.finished_at, entry.duration_s = _now(), round(time.monotonic() - started, 3)
+            if verifies:  # measured as a check compares: the step's error, or "ok"
+                detail = {"detail": entry.detail} if entry.detail else {}
+                record.verifications.append(Measurement.compared(verifies, entry.error or "ok", "==", "ok", **detail))
+            record.steps.append(entry)
+            if entry.error:
+                return self._finish(record, step, entry.error)
+        record.rto_achieved_s = round(time.monotonic() - outage, 3)
+        record.target = getattr(self, "target", "")
         try:
             after = self._newest_data()
-            record["newest_data_after"] = after.isoformat() if after else None
-            before = datetime.fromisoformat(record["newest_data_before"]) if record["newest_data_before"] else None
-            record["rpo_achieved_s"] = round(max(0.0, (before - after).total_seconds()), 3) if before and after else None
+            record.newest_data_after = after.isoformat() if after else None
+            before = datetime.fromisoformat(record.newest_data_before) if record.newest_data_before else None
+            record.rpo_achieved_s = round(max(0.0, (before - after).total_seconds()), 3) if before and after else None
         except StepFailed as error:
             return self._finish(record, "measure_rpo", str(error))
         return self._finish(record, None, None)
 
-    def _finish(self, record: dict, failed_step: str | None, error: str | None) -> dict:
+    def _finish(self, record: DrillRecord, failed_step: str | None, error: str | None) -> DrillRecord:
         from opsproof.sandbox.processes import running
 
-        record.update(failed_step=failed_step, error=error, finished_at=_now())
-        record["target"] = record["target"] or getattr(self, "target", "")
+        record.failed_step, record.error, record.finished_at = failed_step, error, _now()
+        record.target = record.target or getattr(self, "target", "")
         # cleanup: every process the drill took down or replaced is gone (its files go at sandbox down)
-        record["cleanup_confirmed"] = not any(running(name, process) for name, process in self.replaced)
-        within = (record["rto_achieved_s"] is not None and record["rto_achieved_s"] <= record["rto_target_s"]
-                  and record["rpo_achieved_s"] is not None and record["rpo_achieved_s"] <= record["rpo_target_s"])
-        record["outcome"] = "passed" if failed_step is None and within and record["cleanup_confirmed"] else "failed"
+        record.cleanup_confirmed = not any(running(name, process) for name, process in self.replaced)
+        within = (record.rto_achieved_s is not None and record.rto_achieved_s <= record.rto_target_s
+                  and record.rpo_achieved_s is not None and record.rpo_achieved_s <= record.rpo_target_s)
+        record.outcome = "passed" if failed_step is None and within and record.cleanup_confirmed else "failed"
         return record
 
     def _prepare(self) -> dict:
@@ -126,7 +128,7 @@ class DrDrill:
         result = subprocess.run(["pg_dump", "-Fc", "-f", str(own), *self._connect_args()], env=self._pg_env(),
                                 capture_output=True, text=True, timeout=300)
         if result.returncode != 0:
-            raise StepFailed(f"pg_dump failed: {first_line(Exception(result.stderr))}")
+            raise StepFailed(f"pg_dump failed: {first_line(Exception(result.stderr))}", output=result.stderr)
         return own
 
     # --- take down ---------------------------------------------------------------------------------
@@ -183,7 +185,8 @@ class DrDrill:
         result = subprocess.run(["pg_restore", "--exit-on-error", "-d", postgres.DATABASE, *self._connect_args(False),
                                  str(self.backup)], env=self._pg_env(), capture_output=True, text=True, timeout=600)
         if result.returncode != 0:
-            raise StepFailed(f"pg_restore of {self.backup.name} failed: {first_line(Exception(result.stderr))}")
+            raise StepFailed(f"pg_restore of {self.backup.name} failed: {first_line(Exception(result.stderr))}",
+                             output=result.stderr)
         # a dump taken with --no-owner restores as the admin's: the application must still reach its data
         self._query(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {postgres.APP_USER}; "
                     f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {postgres.APP_USER}", fetch=False)

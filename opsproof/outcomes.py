@@ -43,15 +43,15 @@ def is_gating(outcome: Outcome, severity: str, gate: str = DEFAULT_GATE, fail_on
     return outcome in blocking and within_gate(severity, gate)
 
 
-def verdict_line(records: list[dict], gate: str, fail_on_warn: bool) -> str:
-    """One line a CI log or an on-call engineer reads first."""
+def verdict_line(records: list, gate: str, fail_on_warn: bool) -> str:
+    """One line a CI log or an on-call engineer reads first (``records``: opsproof.record.CheckRecord)."""
     counts = {o.value: 0 for o in Outcome}
     for record in records:
-        counts[record["outcome"]] += 1
-    gating = [r for r in records if r["gating"]]
+        counts[record.outcome] += 1
+    gating = [r for r in records if r.gating]
     shown = ", ".join(f"{n} {name}" for name, n in counts.items() if n)
     rule = f"gate {gate}{' + warnings' if fail_on_warn else ''}"
     if gating:
         first = gating[0]
-        return f"FAIL ({rule}): {len(gating)} gating of {len(records)} checks [{shown}]; first: {first['id']}"
+        return f"FAIL ({rule}): {len(gating)} gating of {len(records)} checks [{shown}]; first: {first.id}"
     return f"PASS ({rule}): {len(records)} checks [{shown or 'none'}]"

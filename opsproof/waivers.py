@@ -114,3 +114,17 @@ def stale(waivers: list[Waiver], waived_ids: dict[int, list[str]], run_ids: list
 
 def expired(waivers: list[Waiver], today: date) -> list[dict]:
     return [waiver.shown() for waiver in waivers if waiver.expires < today]
+
+
+def summary(waivers: list[Waiver], applied: dict[str, dict | None], today: date) -> dict:
+    """A run's waivers: those applied (with the checks they waived), expired and stale.
+
+    ``applied`` maps every check id of the run to the waiver it carries (``Waiver.shown()``), or None.
+    """
+    waived = {index: [cid for cid, shown in applied.items() if shown == waiver.shown()]
+              for index, waiver in enumerate(waivers)}
+    return {
+        "applied": [{**w.shown(), "checks": waived[i]} for i, w in enumerate(waivers) if waived[i]],
+        "expired": expired(waivers, today),
+        "stale": stale(waivers, waived, list(applied), today),
+    }

@@ -10,12 +10,14 @@ from pathlib import Path
 
 import httpcore  # noqa: F401 - imported once here so pytester's in-process runs keep them loaded
 import httpx
+import jsonschema
 import psycopg  # noqa: F401
 import pytest
 import redis  # noqa: F401
 import yaml
 
 from opsproof import sandbox as sandbox_module
+from opsproof.record.results import shipped_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 httpx.Client().close()  # loads httpx's lazy imports before pytester snapshots sys.modules
@@ -90,6 +92,18 @@ def write_env(tmp_path):
     return write
 
 
+RESULTS_VALIDATOR = jsonschema.Draft202012Validator(shipped_schema())
+
+
+def read_results(path: Path) -> dict:
+    """A results.json the suite made opsproof write, validated against the JSON Schema the package ships."""
+    results = json.loads(path.read_text(encoding="utf-8"))
+    errors = [f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
+              for e in RESULTS_VALIDATOR.iter_errors(results)]
+    assert not errors, f"{path} does not match results.schema.json: {errors[:5]}"
+    return results
+
+
 class ChecksRun:
     """The outcome of one in-process run of the project's checks/."""
 
@@ -99,7 +113,7 @@ class ChecksRun:
         self.run_dirs = sorted(p for p in reports_dir.glob("*/*") if p.is_dir())
         self.run_dir = self.run_dirs[-1] if self.run_dirs else None
         results_file = self.run_dir / "results.json" if self.run_dir else None
-        self.results = json.loads(results_file.read_text()) if results_file and results_file.exists() else None
+        self.results = read_results(results_file) if results_file and results_file.exists() else None
 
     def record(self, check: str, target: str | None = None) -> dict:
         for record in self.results["checks"]:

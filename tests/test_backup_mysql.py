@@ -89,9 +89,10 @@ def test_mysqldump_is_complete_and_a_truncated_one_has_no_closing_marker(dump, t
 def test_mysql_drill_restores_verifies_and_drops(dump, mariadb):
     target = drill_target(dump.parent, mariadb, "drill_mysql")
     record = Drill(target, LocalLocation(target.location), mariadb["password"]).run()
-    assert record["outcome"] == "passed" and record["cleanup_confirmed"], record
-    assert {"name": "rows.ledger", "value": 300, "op": ">=", "limit": 300, "verdict": "ok"} in record["verifications"]
-    assert 0 < record["rpo_achieved_s"] < 3600
+    assert record.outcome == "passed" and record.cleanup_confirmed, record
+    assert {"measure": "rows.ledger", "value": 300, "op": ">=", "limit": 300, "verdict": "ok"} in [
+        v.to_dict() for v in record.verifications]
+    assert 0 < record.rpo_achieved_s < 3600
     assert "drill_mysql" not in schemas(mariadb)
 
 
@@ -102,8 +103,9 @@ def test_mysql_drill_stops_at_an_error_in_the_dump(dump, mariadb, tmp_path):
     target = drill_target(tmp_path, mariadb, "drill_mysql_error")
     drill = Drill(target, LocalLocation(target.location), mariadb["password"])
     record = drill.run()
-    assert record["outcome"] == "failed" and record["cleanup_confirmed"]
-    assert drill.verifications[0]["name"] == "restore_error"
-    assert drill.verifications[0]["value"].startswith("ERROR 1146 (42S02) at line ")
-    assert drill.verifications[0]["value"].endswith("Table 'drill_mysql_error.no_such_table' doesn't exist")
+    assert record.outcome == "failed" and record.cleanup_confirmed
+    assert record.failed_step == "restore" and record.error.startswith("ERROR 1146 (42S02) at line ")
+    assert drill.verifications[0].measure == "restore_error"
+    assert drill.verifications[0].value.startswith("ERROR 1146 (42S02) at line ")
+    assert drill.verifications[0].value.endswith("Table 'drill_mysql_error.no_such_table' doesn't exist")
     assert "drill_mysql_error" not in schemas(mariadb)

@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from conftest import ROOT, sandbox_environment
+from conftest import ROOT, read_results, sandbox_environment
 
 
 def opsproof(*args: str, env_vars: dict) -> subprocess.CompletedProcess:
@@ -34,6 +34,8 @@ def test_run_smoke_passes_then_gates_on_a_p0_failure(sandbox, write_env, tmp_pat
     failing = opsproof(*args, env_vars=env_vars)
     assert failing.returncode == 1
     assert "status_code (500) == 200 on http.api" in failing.stdout
+    written = sorted((tmp_path / "reports").glob("*/*/results.json"))
+    assert [read_results(path)["exit_code"] for path in written] == [0, 1]
 
 
 def test_run_with_bad_environment_exits_4(tmp_path, write_env):

@@ -70,7 +70,12 @@ def test_drill_recovers_the_sandbox_with_measured_rto_and_rpo(own_sandbox, write
                                                            ("api_health", "api_data", "tables_restored", "invariants")]
     assert drill["backup_id"] == "db_1.dump" and drill["backup_set"] == str(backups)
     assert 0 < drill["rto_achieved_s"] <= 120 and drill["rpo_achieved_s"] == 90.0  # the row written after the backup
+    assert [(v["measure"], v["value"], v["verdict"]) for v in drill["verifications"]] == [
+        (name, "ok", "ok") for name in ("api_health", "api_data", "tables_restored", "invariants")]
     assert "transactions 5026/5027" in drill["verifications"][2]["detail"]
+    assert all(s["outcome"] == "passed" and s["detail"] for s in drill["steps"])
+    assert drill["scenario"] == "outage" and drill["rollback"] == []
+    assert drill["confirmed_by"].endswith(" (--allow-destructive)")
     rto = run.record("test_dr_recovery_time_is_within_rto", "outage")["measurements"][0]
     assert rto["measure"] == "rto_achieved_s" and rto["value"] == drill["rto_achieved_s"] and rto["limit"] == 120
     # the environment's targets answer again: the API on its old port, on top of the restored database
@@ -91,6 +96,7 @@ def test_drill_on_a_corrupt_backup_stops_at_the_restore(own_sandbox, write_env, 
     drill = record["drill"]
     assert drill["outcome"] == "failed" and drill["failed_step"] == "restore_database"
     assert drill["error"].startswith("pg_restore of latest.dump failed: pg_restore: error:")
+    assert drill["steps"][-1]["output_tail"].startswith("pg_restore: error:")  # what pg_restore printed
     assert record["message"] == f"stopped_at ('restore_database: {drill['error']}') == None on dr.outage"
     assert run.record("test_dr_recovery_time_is_within_rto", "outage")["message"] == \
         "rto_achieved_s (None) <= 120 on dr.outage"
@@ -105,7 +111,9 @@ def test_drill_with_an_api_that_never_becomes_healthy_fails_at_verification(own_
     assert drill["failed_step"] == "verify:api_health"
     assert drill["error"].startswith("the API did not become healthy within 2 s: /health answered 503 ")
     assert '"cache": "down"' in drill["error"]
-    assert drill["verifications"] == [{"name": "api_health", "ok": False, "detail": drill["error"]}]
+    assert drill["verifications"] == [{"measure": "api_health", "value": drill["error"], "op": "==", "limit": "ok",
+                                       "verdict": "crit"}]
+    assert drill["steps"][-1]["outcome"] == "failed" and drill["steps"][-1]["error"] == drill["error"]
 
 
 @pytest.mark.parametrize("tier, args, exit_code, outcome, reason", [

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from conftest import read_results
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,7 +53,7 @@ def run(pytester: pytest.Pytester, *args: str):
 
 def results(pytester: pytest.Pytester) -> dict:
     (found,) = list((pytester.path / "reports").glob("*/*/results.json"))
-    return json.loads(found.read_text())
+    return read_results(found)
 
 
 # --- environment selection and validation ---------------------------------------------------------
@@ -202,6 +206,91 @@ def test_passed_check_still_records_measured_values(pytester):
     assert results(pytester)["checks"][0]["measurements"][0]["value"] == 200
 
 
+def test_probe_error_fails_in_one_line_with_its_output_and_skips_the_targets_other_checks(pytester):
+    make_project(pytester, """
+        import pytest
+        from opsproof.errors import ProbeError
+
+        @pytest.fixture
+        def answer(http_target):
+            if http_target.name == "web":
+                raise ProbeError("GET /ready: ConnectError: refused")
+        def test_a(http_target, probes, answer):
+            print("asked " + http_target.name)
+            raise ProbeError("GET /health: no response within 2 s", unreachable=True)
+        def test_b(http_target, probes):
+            probes.skip_if_unreachable(http_target)
+    """)
+    result = run(pytester, "--env", "unit", "-rA", "-p", "no:randomly")
+    output = result.stdout.str()
+    records = {r["id"].split("::")[1]: r for r in results(pytester)["checks"]}
+    assert records["test_a[api]"]["outcome"] == "error" and records["test_a[web]"]["outcome"] == "error"
+    assert records["test_a[api]"]["message"] == "could not measure on http.api: GET /health: no response within 2 s"
+    assert records["test_a[web]"]["message"] == "could not measure on http.web: GET /ready: ConnectError: refused"
+    assert (records["test_b[api]"]["outcome"], records["test_b[api]"]["message"]) == (
+        "skipped", "http.api is unreachable: GET /health: no response within 2 s (in test_a[api])")
+    assert records["test_b[web]"]["outcome"] == "passed"  # its error was not about the target answering
+    assert "Traceback" not in output and "raise ProbeError" not in output
+    result.stdout.fnmatch_lines(["*test_checks.py:*: could not measure on http.api: GET /health: no response*",
+                                 "*Captured stdout call*", "asked api"])
+
+
+def evidence_cells(pytester: pytest.Pytester) -> dict[str, str]:
+    """Each test's Evidence cell in report.html (pytest-html keeps its rows as JSON in the page), as text."""
+    (page,) = list((pytester.path / "reports").glob("*/*/report.html"))
+    blob = re.search(r'data-jsonblob="([^"]*)"', page.read_text()).group(1)
+    rows = {test: runs[-1]["resultsTableRow"] for test, runs in json.loads(html.unescape(blob))["tests"].items()}
+    cells = {test: next(c for c in row if 'class="col-evidence"' in c) for test, row in rows.items()}
+    return {test: html.unescape(re.sub(r"<br>", "\n", re.sub(r"</?td[^>]*>", "", c))) for test, c in cells.items()}
+
+
+QUEUES = """
+    import pytest
+    from opsproof.errors import ProbeError
+
+    @pytest.mark.p1
+    def test_queues(http_target, evidence):
+        if http_target.name != "api":
+            pytest.skip("only api")
+        for name, length in {"emails": 3, "payouts": 9000, "refunds": 7, "webhooks": 12000}.items():
+            evidence.expect(f"queue_length[{name}]", length, "<=", 5000)
+        THEN
+"""
+FAILED_LINES = ["queue_length[payouts] (9000) <= 5000 on http.api", "queue_length[webhooks] (12000) <= 5000 on http.api"]
+
+
+def test_every_comparison_is_judged_and_the_check_fails_once_naming_each(pytester):
+    make_project(pytester, QUEUES.replace("THEN", "pass"))
+    result = run(pytester, "--env", "unit")
+    record = results(pytester)["checks"][0]
+    assert result.ret == 1 and record["outcome"] == "failed"
+    assert record["message"] == "; ".join(FAILED_LINES)
+    assert [(m["measure"], m["verdict"]) for m in record["measurements"]] == [
+        ("queue_length[emails]", "ok"), ("queue_length[payouts]", "crit"), ("queue_length[refunds]", "ok"),
+        ("queue_length[webhooks]", "crit")]
+    assert re.search(rf"^test_checks.py:\d+: {re.escape('; '.join(FAILED_LINES))}$", result.stdout.str(), re.M)
+    assert "Traceback" not in result.stdout.str()
+    cell = evidence_cells(pytester)["test_checks.py::test_queues[api]"]
+    assert cell.splitlines() == ["queue_length[emails] (3) <= 5000", "queue_length[refunds] (7) <= 5000",
+                                 "; ".join(FAILED_LINES)]  # each failed comparison once, as its evidence line
+
+
+@pytest.mark.parametrize(("then", "outcome", "last"), [
+    ('evidence.require("consumers", 0, ">=", 1)\n        1 / 0', "failed", "consumers (0) >= 1 on http.api"),
+    ('pytest.skip("no consumer group configured")', "failed", None),
+    ('raise ProbeError("XINFO GROUPS: timed out after 2 s")', "error",
+     "could not measure on http.api: XINFO GROUPS: timed out after 2 s"),
+    ("assert False, 'consumers (0) >= 1 on http.api'", "failed", "consumers (0) >= 1 on http.api"),
+])
+def test_comparisons_that_failed_stay_in_the_evidence_when_the_check_stops(pytester, then, outcome, last):
+    """``require`` stops at once; a skip does not hide failed comparisons; a later error follows them."""
+    make_project(pytester, QUEUES.replace("THEN", then))
+    result = run(pytester, "--env", "unit")
+    record = results(pytester)["checks"][0]
+    assert result.ret == 1 and record["outcome"] == outcome
+    assert record["message"] == "; ".join(FAILED_LINES + ([last] if last else []))
+
+
 # --- reports ------------------------------------------------------------------------------------------
 
 def test_failing_run_writes_all_three_reports_and_a_verdict(pytester):
@@ -210,8 +299,9 @@ def test_failing_run_writes_all_three_reports_and_a_verdict(pytester):
     (run_dir,) = [p for p in (pytester.path / "reports" / "unit").iterdir() if p.is_dir()]  # beside history.jsonl
     assert run_dir.name.endswith("Z-p0-or-p3")
     assert {p.name for p in run_dir.iterdir()} == {"report.html", "junit.xml", "results.json"}
-    html = (run_dir / "report.html").read_text()
-    assert "Severity" in html and "status_code (500) == 200 on http.api" in html
+    page = (run_dir / "report.html").read_text()
+    assert "Severity" in page and "status_code (500) == 200 on http.api" in page
+    assert evidence_cells(pytester)["test_checks.py::test_subject[api]"] == "status_code (500) == 200 on http.api"
     assert "status_code (500) == 200 on http.api" in (run_dir / "junit.xml").read_text()
     result.stdout.fnmatch_lines([
         f"report.html*{run_dir / 'report.html'}",

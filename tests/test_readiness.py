@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import read_results
 from opsproof import history
 from opsproof.environment.loader import environment_settings
 from opsproof.readiness import compose, render
@@ -26,16 +28,17 @@ def drill(kind: str, finished: datetime, outcome: str = "passed") -> dict:
     return {"kind": kind, "backup_set": "nightly", "backup_id": "db_1.dump", "backup_time": finished.isoformat(),
             "target": "scratch", "started_at": finished.isoformat(), "finished_at": finished.isoformat(),
             "rto_target_s": 600, "rto_achieved_s": 42.5, "rpo_target_s": 86400, "rpo_achieved_s": 3600.0,
-            "verifications": ["row counts match"], "cleanup_confirmed": True, "outcome": outcome}
+            "verifications": [{"name": "rows.users", "value": 500, "op": ">=", "limit": 500, "verdict": "ok"}],
+            "cleanup_confirmed": True, "outcome": outcome}  # as results.json had it before schema_version 2
 
 
-def add_run(reports: Path, when: datetime, suite: str, checks: list[dict]) -> None:
+def add_run(reports: Path, when: datetime, suite: str, checks: list[dict], **top) -> None:
     run_dir = reports / "unit" / f"{when:%Y%m%dT%H%M%SZ}-{suite}"
     run_dir.mkdir(parents=True)
     (run_dir / "results.json").write_text(json.dumps({
         "environment": {"name": "unit", "tier": "staging"}, "suite": suite, "started_at": when.isoformat(),
         "finished_at": (when + timedelta(seconds=30)).isoformat(), "exit_code": 0, "verdict": "PASS (gate p1)",
-        "checks": checks}))
+        "checks": checks, **top}))
     path = reports / "unit" / "history.jsonl"
     history.append(path, history.record_for_run(run_dir, path, ROOT))
 
@@ -165,8 +168,10 @@ def test_report_after_the_demo_opens_in_chromium_without_script_errors(tmp_path)
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     assert not state.exists()  # the demo stopped its sandbox, drill-made cluster included
     (report,) = (tmp_path / "reports" / "local").glob("readiness-*.html")
-    drill = next(c["drill"] for p in (tmp_path / "reports" / "local").glob("*-dr/results.json")
-                 for c in json.loads(p.read_text())["checks"] if c.get("drill"))
+    written = {p: read_results(p) for p in (tmp_path / "reports" / "local").glob("*/results.json")}
+    assert len(written) == 4  # one per suite, each valid against the schema the package ships
+    drill = next(c["drill"] for p, results in written.items() if p.parent.name.endswith("-dr")
+                 for c in results["checks"] if c.get("drill"))
 
     shot = tmp_path / "readiness.png"
     screenshot = chromium(tmp_path, "--window-size=1280,2400", f"--screenshot={shot}", report.as_uri())
@@ -206,3 +211,55 @@ def test_history_line_without_a_start_time_is_reported_not_a_crash(project, caps
                  "--output", str(path.parent / "r.md"), "--format", "md"]) == 1
     out = capsys.readouterr()
     assert "history verification FAILED" in out.out and "Traceback" not in out.err
+
+
+def _text(page: str) -> str:
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page)))
+
+
+def test_drill_blocks_say_what_was_drilled_in_one_shape_also_from_older_results(project):
+    """A restore drill shows its backup set (not "Scenario None"), a DR drill its scenario; version-1 records
+    (DR verifications {name, ok, detail}, steps with ok) read as measurements and steps like new ones."""
+    env_file, path = project
+    when = NOW - timedelta(days=1)
+    failure = "the API did not become healthy within 2 s: /health answered 503"
+    dr_v1 = {"kind": "dr", "scenario": "outage", "started_at": when.isoformat(), "finished_at": when.isoformat(),
+             "target": "fresh PostgreSQL cluster", "backup_set": "/var/backups", "backup_id": "db_1.dump",
+             "backup_time": when.isoformat(), "outage_started_at": when.isoformat(), "newest_data_before": None,
+             "rto_target_s": 120, "rto_achieved_s": None, "rpo_target_s": 3600, "rpo_achieved_s": None,
+             "steps": [{"name": "stop_api", "started_at": when.isoformat(), "finished_at": when.isoformat(),
+                        "duration_s": 0.2, "ok": True, "error": None},
+                       {"name": "verify:api_health", "started_at": when.isoformat(), "finished_at": when.isoformat(),
+                        "duration_s": 2.0, "ok": False, "error": failure}],
+             "verifications": [{"name": "api_health", "ok": False, "detail": failure}],
+             "failed_step": "verify:api_health", "error": failure, "cleanup_confirmed": True, "outcome": "failed"}
+    add_run(path.parent.parent, when, "dr", [check("test_dr_drill_completes_every_step", "failed", drill=dr_v1)])
+    restore_v2 = {**drill("restore", when), "verifications": [
+        {"measure": "rows.users", "value": 480, "op": ">=", "limit": 500, "verdict": "crit"}], "outcome": "failed",
+        "steps": [{"name": "verify", "duration_s": 0.4, "outcome": "failed", "detail": "failed: rows.users"}],
+        "confirmed_by": "alice (--allow-destructive)"}
+    add_run(path.parent.parent, when, "backup", [check("test_restores", "failed", drill=restore_v2)],
+            schema_version=2)
+    doc = doc_for(project)
+    restore, dr = doc["drills"]["restore"], doc["drills"]["dr"]
+    assert (restore["subject"], dr["subject"]) == ("backup set nightly", "scenario outage")
+    assert dr["verifications"] == [{"measure": "api_health", "value": failure, "op": "==", "limit": "ok",
+                                    "verdict": "crit"}]
+    assert [(s["name"], s["outcome"]) for s in dr["steps"]] == [("stop_api", "passed"), ("verify:api_health", "failed")]
+    assert "the latest DR drill did not pass (failed at step verify:api_health)" in doc["missing"]
+    text = _text(render(doc, "html"))
+    assert "None" not in text.split("Drills")[1].split("Waivers")[0]
+    assert "Drill of backup set nightly" in text and "Drill of scenario outage" in text
+    assert "rows.users (480) >= 500 [crit]" in text and f"api_health ('{failure}') == 'ok' [crit]" in text
+    assert "verify: failed in 0.4 s (failed: rows.users)" in text and "stop_api: passed in 0.2 s" in text
+    assert "Confirmed by alice (--allow-destructive)" in text and "Confirmed by not recorded" in text
+    markdown = render(doc, "md")
+    assert "| Drill of | backup set nightly |" in markdown and "| Drill of | scenario outage |" in markdown
+
+
+def test_unreadable_drill_record_is_said_not_dropped(project):
+    env_file, path = project
+    when = NOW - timedelta(days=1)
+    add_run(path.parent.parent, when, "dr", [check("test_dr_drill", drill={"kind": "dr", "verifications": ["ok"]})])
+    assert any(line.startswith("the drill record of checks/test_x.py::test_dr_drill[main] in run ")
+               and "cannot be read" in line for line in doc_for(project)["missing"])

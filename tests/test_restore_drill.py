@@ -16,9 +16,10 @@ from opsproof.backups.location import LocalLocation
 from opsproof.backups.restore import Drill
 from opsproof.environment.backups import BackupTarget
 
-DRILL_KEYS = {"kind", "backup_set", "backup_id", "backup_time", "target", "started_at", "finished_at",
-              "rto_target_s", "rto_achieved_s", "rpo_target_s", "rpo_achieved_s", "verifications",
-              "cleanup_confirmed", "outcome"}
+DRILL_KEYS = {"kind", "scenario", "backup_set", "backup_id", "backup_time", "target", "started_at", "finished_at",
+              "rto_target_s", "rto_achieved_s", "rpo_target_s", "rpo_achieved_s", "verifications", "steps", "rollback",
+              "failed_step", "error", "cleanup_confirmed", "outcome", "confirmed_by", "outage_started_at",
+              "newest_data_before", "newest_data_after"}  # one drill record (opsproof.record.DrillRecord)
 TABLES = {"users": {"min_rows": 500, "timestamp": "created_at"}, "transactions": {"min_rows": 5000}}
 
 
@@ -84,12 +85,17 @@ def test_drill_restores_custom_and_plain_dumps_and_records_it(sandbox, tmp_path,
     assert record["target"] == f"127.0.0.1:{sandbox.pg_port}/drill_plain"
     assert record["rto_target_s"] == 300 and 0 < record["rto_achieved_s"] < 300
     assert record["rpo_target_s"] == 86400 and 0 < record["rpo_achieved_s"] < 2 * 3600  # newest user: ~1 h old
-    names = [v["name"] for v in record["verifications"]]
+    names = [v["measure"] for v in record["verifications"]]
     assert names[:2] == ["restore_error", "tables_missing"] and names[-2:] == ["rpo_achieved_s", "rto_achieved_s"]
-    assert {"name": "rows.users", "value": 500, "op": ">=", "limit": 500, "verdict": "ok"} in record["verifications"]
+    assert {"measure": "rows.users", "value": 500, "op": ">=", "limit": 500, "verdict": "ok"} in record["verifications"]
     assert {v["verdict"] for v in record["verifications"]} == {"ok"}
-    assert {"name": "invariant.orphaned_wallets", "value": 0.0, "op": "<=", "limit": 0.0, "verdict": "ok"} in (
+    assert {"measure": "invariant.orphaned_wallets", "value": 0.0, "op": "<=", "limit": 0.0, "verdict": "ok"} in (
         custom["drill"]["verifications"])
+    assert [(s["name"], s["outcome"]) for s in record["steps"]] == [
+        ("find_latest", "passed"), ("restore", "passed"), ("verify", "passed"), ("clean_up", "passed")]
+    assert record["steps"][0]["detail"] == source.name and all(s["duration_s"] >= 0 for s in record["steps"])
+    assert record["rollback"] == [] and record["failed_step"] is None and record["scenario"] is None
+    assert record["confirmed_by"].endswith(" (--allow-destructive)")
     assert not {"drill_custom", "drill_plain"} & databases(sandbox)
 
 
@@ -207,5 +213,5 @@ def test_interrupted_drill_still_drops_the_scratch_database(sandbox, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         drill.run()
     assert "drill_interrupted" not in databases(sandbox)
-    assert [v["name"] for v in drill.verifications] == ["restore_error"]
+    assert [v.measure for v in drill.verifications] == ["restore_error"]
     shutil.rmtree(tmp_path / "db")

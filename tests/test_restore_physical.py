@@ -56,9 +56,10 @@ def test_physical_restore_targets_load_and_two_sets_may_not_share_a_data_dir(tmp
 
 # --- the drill on real servers ------------------------------------------------------------------------------
 
-DRILL_KEYS = {"kind", "backup_set", "backup_id", "backup_time", "target", "started_at", "finished_at",
-              "rto_target_s", "rto_achieved_s", "rpo_target_s", "rpo_achieved_s", "verifications",
-              "cleanup_confirmed", "outcome"}
+DRILL_KEYS = {"kind", "scenario", "backup_set", "backup_id", "backup_time", "target", "started_at", "finished_at",
+              "rto_target_s", "rto_achieved_s", "rpo_target_s", "rpo_achieved_s", "verifications", "steps", "rollback",
+              "failed_step", "error", "cleanup_confirmed", "outcome", "confirmed_by", "outage_started_at",
+              "newest_data_before", "newest_data_after"}  # one drill record (opsproof.record.DrillRecord)
 
 
 @pytest.fixture(scope="module")
@@ -138,9 +139,9 @@ def test_pgbackrest_drill_restores_starts_verifies_and_removes_the_copy(sandbox,
     assert re.fullmatch(r"\d{8}-\d{6}F", record["backup_id"]) and record["target"] == f"{data_dir}/pgdata"
     assert record["rto_target_s"] == 300 and 0 < record["rto_achieved_s"] < 300
     assert record["rpo_target_s"] == 86400 and 3600 <= record["rpo_achieved_s"] < 2 * 3600  # the rows are 1 h old
-    assert [v["name"] for v in record["verifications"]] == [
+    assert [v["measure"] for v in record["verifications"]] == [
         "restore_error", "tables_missing", "rows.drill_users", "rpo_achieved_s", "rto_achieved_s"]
-    assert {"name": "rows.drill_users", "value": 300, "op": ">=", "limit": 300, "verdict": "ok"} in (
+    assert {"measure": "rows.drill_users", "value": 300, "op": ">=", "limit": 300, "verdict": "ok"} in (
         record["verifications"])
     assert not data_dir.exists() and not servers_under(data_dir)
     assert stanza.sql("SELECT count(*) FROM drill_users")[0][0] == 300  # the source is untouched
@@ -154,7 +155,7 @@ def test_pg_basebackup_drill_passes_with_its_counts_sidecar(sandbox, tmp_path, s
     assert run.ret == 0, run.output
     record = drill_of(run, "base")["drill"]
     assert record["outcome"] == "passed" and record["backup_id"] == backup.name and record["cleanup_confirmed"]
-    names = {v["name"] for v in record["verifications"]}
+    names = {v["measure"] for v in record["verifications"]}
     assert {"rows.users", "rows.transactions", "rows.wallets", "rpo_achieved_s", "rto_achieved_s"} <= names
     assert not data_dir.exists() and not servers_under(data_dir)
 

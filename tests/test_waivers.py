@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date, timedelta
 
 import pytest
 import yaml
 
+from conftest import read_results
 from opsproof.waivers import Waiver, decide
 
 TODAY = date.today()
@@ -41,7 +41,7 @@ def project(pytester, waivers, env_extra: str = "") -> None:
 def run(pytester):
     result = pytester.runpytest_inprocess("-p", "fixtures.plugin", "-p", "no:randomly")
     (found,) = list((pytester.path / "reports").glob("*/*/results.json"))
-    return result, json.loads(found.read_text())
+    return result, read_results(found)
 
 
 def by_check(results: dict, name: str) -> dict:
@@ -141,4 +141,4 @@ def test_waivers_apply_in_the_controller_under_xdist(pytester, monkeypatch):
     result = pytester.runpytest_subprocess("-p", "fixtures.plugin", "-n", "2")
     assert result.ret == 0
     (found,) = list((pytester.path / "reports").glob("*/*/results.json"))
-    assert json.loads(found.read_text())["verdict"] == "PASS (gate p1): 3 checks [1 passed, 2 waived]"
+    assert read_results(found)["verdict"] == "PASS (gate p1): 3 checks [1 passed, 2 waived]"

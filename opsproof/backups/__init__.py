@@ -159,8 +159,8 @@ class BackupProbe:
 
         return refusal(self.environment, self.target)
 
-    def drill(self, on_record=None) -> dict:
-        """Run the restore drill; ``on_record(record)`` gets the record even when the drill raises."""
+    def drill(self, on_record=None):
+        """Run the restore drill (its DrillRecord); ``on_record(record)`` gets it even when the drill raises."""
         from opsproof.backups.restore import Drill
 
         into = self.target.restore_into

@@ -3,8 +3,8 @@
 The scratch target is a database for logical dumps, a data directory with a throwaway server for
 pgBackRest and pg_basebackup (opsproof.backups.cluster). The drill never raises past its clean-up:
 the target is removed in a ``finally`` (also on a failed verification or an interrupt) and its
-absence confirmed. It returns the drill record
-the readiness report reads: backup, target, times, RTO/RPO target vs achieved, every verification.
+absence confirmed. It returns the drill record (opsproof.record.DrillRecord) the readiness report
+reads: backup, target, timed steps, RTO/RPO target vs achieved, every verification as a measurement.
 The achieved RPO is the age of the newest row in the tables given a ``timestamp`` column: the data a
 restore now would lose. The achieved RTO runs from listing the backup to the last verification.
 """
@@ -21,6 +21,7 @@ from pathlib import Path
 from opsproof.backups.scratch import RestoreFailed, describe, open_scratch
 from opsproof.errors import ProbeError, first_line
 from opsproof.processes import owned_tempdir
+from opsproof.record import DrillRecord, Measurement, timed
 
 COUNTS_SUFFIX = ".counts.json"  # row counts recorded when the backup was taken (the sandbox writes them)
 
@@ -105,13 +106,11 @@ class Drill:
         self.backup, self.location, self.password = backup, location, password
         self.step = step or restore_step(backup, location, password, source_dsn)
         self.now = now or (lambda: datetime.now(timezone.utc))
-        self.verifications: list[dict] = []
+        self.verifications: list[Measurement] = []
 
     def verify(self, name: str, value, op: str, limit) -> bool:
-        holds = {"<=": lambda: value <= limit, ">=": lambda: value >= limit, "==": lambda: value == limit}[op]()
-        self.verifications.append({"name": name, "value": value, "op": op, "limit": limit,
-                                   "verdict": "ok" if holds else "crit"})
-        return holds
+        self.verifications.append(Measurement.compared(name, value, op, limit))
+        return self.verifications[-1].ok
 
     def _recorded_counts(self, latest) -> dict[str, int]:
         sidecar = self.location.beside(latest.name + COUNTS_SUFFIX) if self.location is not None else None
@@ -152,43 +151,54 @@ class Drill:
                     newest = stamp
         return newest
 
-    def run(self, on_record=None) -> dict:
-        """Restore, verify, clean up; the record's outcome is "passed" only with cleanup confirmed."""
+    def run(self, on_record=None) -> DrillRecord:
+        """Find the latest, restore, verify, clean up, each a timed step; "passed" only with cleanup confirmed."""
         backup, step = self.backup, self.step
-        started_at, started = self.now(), time.monotonic()
-        record = {"kind": "restore", "backup_set": backup.name, "backup_id": None, "backup_time": None,
-                  "target": step.target, "started_at": _utc(started_at), "finished_at": None,
-                  "rto_target_s": backup.rto, "rto_achieved_s": None,
-                  "rpo_target_s": backup.rpo, "rpo_achieved_s": None,
-                  "verifications": self.verifications, "cleanup_confirmed": False, "outcome": "failed"}
-        latest = step.latest()
-        record.update(backup_id=latest.name, backup_time=_utc(latest.modified_at))
+        started = time.monotonic()
+        record = DrillRecord(kind="restore", backup_set=backup.name, target=step.target, started_at=_utc(self.now()),
+                             rto_target_s=backup.rto, rpo_target_s=backup.rpo)
+        record.verifications = self.verifications  # the same list, filled as the drill verifies
+        with timed(record.steps, "find_latest") as current:
+            latest = step.latest()
+            current.detail = latest.name
+        record.backup_id, record.backup_time = latest.name, _utc(latest.modified_at)
         try:
-            try:
-                scratch = step.restore(latest)
-                self.verify("restore_error", "none", "==", "none")
-            except RestoreFailed as error:
-                self.verify("restore_error", str(error), "==", "none")
-            else:
-                newest = self._check_data(scratch, latest)
-                if newest is not None:
-                    record["rpo_achieved_s"] = round((self.now() - newest).total_seconds(), 1)
-                    self.verify("rpo_achieved_s", record["rpo_achieved_s"], "<=", backup.rpo)
-            record["rto_achieved_s"] = round(time.monotonic() - started, 3)
-            self.verify("rto_achieved_s", record["rto_achieved_s"], "<=", backup.rto)
-            record["outcome"] = "passed" if all(v["verdict"] == "ok" for v in self.verifications) else "failed"
+            with timed(record.steps, "restore") as current:
+                try:
+                    scratch = step.restore(latest)
+                except RestoreFailed as error:
+                    scratch, current.outcome, current.error = None, "failed", first_line(error)
+                    self.verify("restore_error", str(error), "==", "none")
+                else:
+                    self.verify("restore_error", "none", "==", "none")
+            if scratch is not None:
+                with timed(record.steps, "verify") as current:
+                    newest = self._check_data(scratch, latest)
+                    if newest is not None:
+                        record.rpo_achieved_s = round((self.now() - newest).total_seconds(), 1)
+                        self.verify("rpo_achieved_s", record.rpo_achieved_s, "<=", backup.rpo)
+                    failed = [v.measure for v in self.verifications if not v.ok]
+                    current.outcome = "failed" if failed else "passed"
+                    current.detail = f"{len(self.verifications)} verifications, failed: {', '.join(failed) or 'none'}"
+            record.rto_achieved_s = round(time.monotonic() - started, 3)
+            self.verify("rto_achieved_s", record.rto_achieved_s, "<=", backup.rto)
+            record.outcome = "passed" if all(v.ok for v in self.verifications) else "failed"
         except BaseException as error:
-            record["outcome"] = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-            record["error"] = first_line(error)
+            record.outcome = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+            record.error = first_line(error)
             raise
         finally:
-            record["cleanup_confirmed"] = self._clean_up()
-            for key in ("previous_leftovers", "cleanup_left"):  # what a killed drill left; what this one left
-                if getattr(step, key, None):
-                    record[key] = list(getattr(step, key))
-            record["finished_at"] = _utc(self.now())
-            if record["outcome"] == "passed" and not record["cleanup_confirmed"]:
-                record["outcome"] = "failed"
+            with timed(record.steps, "clean_up") as current:
+                record.cleanup_confirmed = self._clean_up()
+                for key in ("previous_leftovers", "cleanup_left"):  # what a killed drill left; this one
+                    setattr(record, key, list(getattr(step, key, None) or []))
+                current.outcome = "passed" if record.cleanup_confirmed else "failed"
+            record.finished_at = _utc(self.now())
+            if record.outcome == "passed" and not record.cleanup_confirmed:
+                record.outcome = "failed"
+            first_failed = next((s for s in record.steps if s.outcome != "passed"), None)
+            if first_failed is not None:
+                record.failed_step, record.error = first_failed.name, record.error or first_failed.error
             if on_record is not None:
                 on_record(record)  # a drill that raised still leaves its record for the readiness report
         return record

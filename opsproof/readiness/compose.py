@@ -15,12 +15,9 @@ from pathlib import Path
 import yaml
 
 from opsproof import history, waivers
-from opsproof.thresholds import show_limit, show_value
+from opsproof.record import DrillRecord, Measurement, described
 
 SUITES = ("smoke", "nightly", "backup", "dr")
-DRILL_FIELDS = ("scenario", "backup_set", "backup_id", "backup_time", "target", "started_at", "finished_at",
-                "rto_target_s", "rto_achieved_s", "rpo_target_s", "rpo_achieved_s", "cleanup_confirmed", "outcome",
-                "failed_step", "error")
 RESTORE_DRILL_MAX_AGE_DAYS = 31
 DR_DRILL_MAX_AGE_DAYS = 365
 
@@ -32,19 +29,6 @@ def controls() -> list[dict]:
 def _when(text: str) -> datetime:
     moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def describe(measurement: dict) -> str:
-    """``response_time_ms (12.3) <= warn 500 / crit 2000``: a measured value against its threshold."""
-    text = f"{measurement['measure']} ({show_value(measurement['value'])})"
-    if "limit" in measurement:
-        text += f" {measurement['op']} {show_limit(measurement['limit'])}"
-    elif measurement.get("warn") is not None or measurement.get("crit") is not None:
-        limits = [f"{k} {show_limit(measurement[k])}" for k in ("warn", "crit") if measurement.get(k) is not None]
-        text += f" {measurement['op']} {' / '.join(limits)}"
-    else:
-        text += " (recorded, no threshold)"
-    return text
 
 
 def _artifacts(base: Path, record: dict) -> list[dict]:
@@ -98,17 +82,16 @@ def compose(settings: dict, env_file: Path, history_file: Path, since: date | No
 
     latest_checks: dict[str, dict] = {}
     drills: dict[str, dict] = {}
+    unreadable: list[str] = []
     waived_ids: set[str] = set()
     for record, results in loaded:
         for result in (results or {}).get("checks", []):
-            kind = (result.get("drill") or {}).get("kind")
-            shown = drills.get(kind)
+            drill = _drill(result, results.get("schema_version", 1), record, unreadable)
+            shown = drills.get(drill.kind) if drill else None
             # the latest run's drill of each kind; of several in one run (several backup sets), a failed one
-            if kind in ("restore", "dr") and (shown is None or shown["run_id"] != record["run_id"]
-                                              or shown.get("outcome") == "passed"):
-                drills[kind] = {**dict.fromkeys(DRILL_FIELDS), "verifications": [], "steps": [],
-                                                   **result["drill"], "run_id": record["run_id"], "check": result["id"],
-                                                   "check_outcome": result["outcome"]}
+            if drill and (shown is None or shown["run_id"] != record["run_id"] or shown["outcome"] == "passed"):
+                drills[drill.kind] = {**drill.to_dict(), "subject": drill.subject, "run_id": record["run_id"],
+                                      "check": result["id"], "check_outcome": result["outcome"]}
             if not _started_on_or_after(record, since):
                 continue
             if result.get("waiver"):
@@ -117,7 +100,8 @@ def compose(settings: dict, env_file: Path, history_file: Path, since: date | No
                 "id": result["id"], "suite": record["suite"], "run_id": record["run_id"],
                 "at": record["started_at"], "outcome": result["outcome"], "severity": result.get("severity"),
                 "where": result.get("where"), "message": result.get("message", ""),
-                "measurements": [describe(m) for m in result.get("measurements", [])],
+                "measurements": described([Measurement.model_validate(m) for m in result.get("measurements", [])],
+                                          result.get("message", "")),
                 "waiver": result.get("waiver"),
             }
 
@@ -131,7 +115,7 @@ def compose(settings: dict, env_file: Path, history_file: Path, since: date | No
         "stale": [w.shown() for w in waiver_list if w.expires >= today and w.check not in waived_ids],
     }
 
-    missing = _missing(drills, suites, now)
+    missing = unreadable + _missing(drills, suites, now)
     control_rows = _controls(latest_checks, drills, suites, now)
     runs = [{k: r.get(k) for k in ("seq", "run_id", "suite", "started_at", "finished_at", "operator", "host",
                                     "git_revision", "verdict", "hash")} | {"artifacts": _artifacts(base, r)}
@@ -152,6 +136,18 @@ def compose(settings: dict, env_file: Path, history_file: Path, since: date | No
         "missing": missing,
         "signoff": [{"role": role} for role in ("Prepared by", "Reviewed by", "Approved by")],
     }
+
+
+def _drill(result: dict, schema_version: int, record: dict, unreadable: list[str]) -> DrillRecord | None:
+    """The drill a check recorded, in this version's shape; one that cannot be read is said, not skipped silently."""
+    if not result.get("drill"):
+        return None
+    try:
+        return DrillRecord.read(result["drill"], schema_version)
+    except ValueError as error:  # pydantic's ValidationError: a results.json edited or written by something else
+        unreadable.append(f"the drill record of {result.get('id')} in run {record.get('run_id')} cannot be read: "
+                          f"{str(error).splitlines()[0]}")
+        return None
 
 
 def waivers_path_or_none(settings: dict, env_file: Path) -> Path | None:

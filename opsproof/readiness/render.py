@@ -12,6 +12,8 @@ from html import escape
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from opsproof.record import Measurement
+
 FORMATS = ("html", "md", "json")
 COLOURS = {"passed": "#2e7d32", "warned": "#f9a825", "waived": "#78909c", "failed": "#c62828"}
 
@@ -46,6 +48,7 @@ def _environment() -> Environment:
                       autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False), trim_blocks=True, lstrip_blocks=True)
     env.globals.update(trend_svg=trend_svg, colours=COLOURS)
     env.filters["seconds"] = lambda v: "n/a" if v is None else f"{float(v):.1f} s"
+    env.filters["describe"] = lambda measurement: Measurement.model_validate(measurement).describe()
     env.filters["cell"] = lambda v: str(v if v is not None else "").replace("|", "\\|").replace("\n", " ")
     return env
 

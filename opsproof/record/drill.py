@@ -1,0 +1,127 @@
+"""The drill record: one shape for the restore drill and every DR drill, whatever it restored.
+
+Steps are timed as they run (``timed``); verifications are measurements, judged as a check judges;
+RTO and RPO carry their target and what was achieved; cleanup and who confirmed the drill are stated.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from opsproof.errors import first_line
+from opsproof.record.measurement import Measurement
+
+DrillOutcome = Literal["passed", "failed", "interrupted"]
+OUTPUT_TAIL_CHARS = 2000  # what a failed command printed last, kept with its step
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def tail(output: str | None) -> str | None:
+    """The last lines of a command's output, at most ``OUTPUT_TAIL_CHARS`` (redacted with the record)."""
+    text = (output or "").strip()
+    return text[-OUTPUT_TAIL_CHARS:] or None
+
+
+class Step(BaseModel):
+    """One timed step of a drill (or of its rollback): what it did, or why it failed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_s: float | None = None
+    outcome: DrillOutcome = "passed"
+    detail: str | None = None
+    error: str | None = None
+    output_tail: str | None = None
+
+
+class DrillRecord(BaseModel):
+    """A restore drill (``backup_set``) or a DR drill (``scenario``): results.json ``drill``, the readiness report's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["restore", "dr"]
+    scenario: str | None = None  # a DR drill's scenario
+    backup_set: str | None = None  # the backup set a restore drill restored (a DR drill: where its backup lies)
+    backup_id: str | None = None
+    backup_time: str | None = None
+    target: str = ""
+    started_at: str | None = None
+    finished_at: str | None = None
+    rto_target_s: float | None = None
+    rto_achieved_s: float | None = None
+    rpo_target_s: float | None = None
+    rpo_achieved_s: float | None = None
+    verifications: list[Measurement] = Field(default_factory=list)
+    steps: list[Step] = Field(default_factory=list)
+    rollback: list[Step] = Field(default_factory=list)  # steps that undid a failed drill's changes
+    failed_step: str | None = None
+    error: str | None = None
+    cleanup_confirmed: bool = False
+    previous_leftovers: list[str] = Field(default_factory=list)  # what a killed drill had left, and what became of it
+    cleanup_left: list[str] = Field(default_factory=list)  # what this drill could not remove
+    outcome: DrillOutcome = "failed"
+    confirmed_by: str | None = None  # who allowed the destructive run
+    outage_started_at: str | None = None  # DR: when the declared outage began
+    newest_data_before: str | None = None  # DR: the newest row before the outage and after recovery (RPO)
+    newest_data_after: str | None = None
+
+    @property
+    def subject(self) -> str:
+        """What was drilled: ``backup set nightly`` or ``scenario outage``."""
+        return f"scenario {self.scenario}" if self.kind == "dr" else f"backup set {self.backup_set}"
+
+    def to_dict(self) -> dict:
+        data = self.model_dump()
+        data["verifications"] = [m.to_dict() for m in self.verifications]
+        return data
+
+    @classmethod
+    def read(cls, data: dict, schema_version: int) -> DrillRecord:
+        """A record from a results.json; those written before schema version 2 are brought to this shape."""
+        return cls.model_validate(data if schema_version >= 2 else _upgraded(data))
+
+
+@contextmanager
+def timed(steps: list[Step], name: str) -> Iterator[Step]:
+    """Time one step into ``steps``; an exception marks it failed (interrupted on Ctrl-C) and goes on up."""
+    entry = Step(name=name, started_at=utc_now())
+    steps.append(entry)
+    began = time.monotonic()
+    try:
+        yield entry
+    except BaseException as error:
+        entry.outcome = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+        entry.error = first_line(error)
+        raise
+    finally:
+        entry.finished_at, entry.duration_s = utc_now(), round(time.monotonic() - began, 3)
+
+
+def _upgraded(data: dict) -> dict:
+    """Schema version 1: restore verifications named their measure ``name``; DR verifications and steps said
+    ``ok`` (a DR verification's ``detail`` was its error when it failed). Anything else is left for validation."""
+    steps = [{**{k: x for k, x in s.items() if k != "ok"}, "outcome": "passed" if s["ok"] else "failed"}
+             if isinstance(s, dict) and "ok" in s else s for s in data.get("steps", [])]
+    return {**data, "verifications": [_verification(v) for v in data.get("verifications", [])], "steps": steps}
+
+
+def _verification(old):
+    if not isinstance(old, dict) or "name" not in old:
+        return old
+    if "ok" in old:
+        context = {"detail": old.get("detail")} if old["ok"] and old.get("detail") else {}
+        return Measurement.compared(old["name"], "ok" if old["ok"] else old.get("detail"), "==", "ok",
+                                    **context).to_dict()
+    return {"measure": old["name"], **{k: x for k, x in old.items() if k != "name"}}
