@@ -9,13 +9,12 @@ durations ("24h", "30m"), and optionally a checksum manifest, expected tables an
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, StringConstraints, model_validator
+from pydantic import Field, SecretStr, StringConstraints, model_validator
 
+from opsproof.environment.base import Duration, Model, Target
 from opsproof.environment.kubernetes import Name as KubernetesName
-from opsproof.environment.model import Model, Target
 
 FORMATS = ("pg_custom", "pg_plain", "pg_plain_gz", "mysqldump_gz", "redis_rdb", "pgbackrest", "pg_basebackup",
            "barman", "velero")
@@ -26,21 +25,6 @@ REPOSITORY_FORMATS = ("pgbackrest", "barman", "velero")  # a tool's catalogue, n
 LOGICAL_RESTORE_FORMATS = ("pg_custom", "pg_plain", "pg_plain_gz", "mysqldump_gz")  # into restore_into.dsn
 PHYSICAL_RESTORE_FORMATS = ("pgbackrest", "pg_basebackup")  # into restore_into.data_dir
 WAL_FORMATS = PHYSICAL_RESTORE_FORMATS  # physical sets whose restore replays archived WAL
-_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value) -> float:
-    """``"24h"`` -> 86400.0; ``"1h30m"``, ``"45s"``, ``"7d"``; a bare number is seconds."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    text = str(value).strip().replace(" ", "")
-    parts = re.findall(r"(\d+(?:\.\d+)?)([smhdw])", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"{value!r} is not a duration like 24h, 30m, 1h30m or 7d")
-    return float(sum(float(n) * _UNITS_S[u] for n, u in parts))
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 Fraction = Annotated[float, Field(gt=0, lt=1)]
 
 

@@ -3,50 +3,18 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator,
-                      model_validator)
+from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
-Severity = Literal["p0", "p1", "p2", "p3"]
-Tier = Literal["production", "staging", "sandbox"]
-TargetName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
-Seconds = Annotated[float, Field(gt=0, le=3600)]
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class Eventually(Model):
-    """Retry each check until it passes or ``within_s`` has passed, ``every_s`` apart; every attempt is evidence."""
-
-    within_s: Seconds
-    every_s: Annotated[float, Field(gt=0, le=600)] = 1.0
-
-
-class Target(Model):
-    """What every target kind has: its name (the YAML key) and a severity override for its checks."""
-
-    kind: ClassVar[str] = ""
-    name: str = ""
-    severity: Severity | None = None
-    eventually: Eventually | None = None
-
-    @property
-    def where(self) -> str:
-        """``postgres.main``: how evidence messages and reports name the target."""
-        return f"{self.kind}.{self.name}"
-
-
-# Each kind's model lives in its own module and subclasses Target above; imported here to become a section.
-from opsproof.environment.backups import BackupTarget  # noqa: E402
-from opsproof.environment.datastores import MysqlTarget, PostgresTarget, RedisTarget  # noqa: E402
-from opsproof.environment.dr import DrScenario  # noqa: E402
-from opsproof.environment.host import HostTarget  # noqa: E402
-from opsproof.environment.kubernetes import KubernetesTarget  # noqa: E402
-from opsproof.environment.web import SAFE_METHODS, HttpTarget, PrometheusTarget  # noqa: E402
+from opsproof.environment.backups import BackupTarget
+from opsproof.environment.base import Model, Severity, Target, TargetName, Tier
+from opsproof.environment.datastores import MysqlTarget, PostgresTarget, RedisTarget
+from opsproof.environment.dr import DrScenario
+from opsproof.environment.host import HostTarget
+from opsproof.environment.kubernetes import KubernetesTarget
+from opsproof.environment.web import SAFE_METHODS, HttpTarget, PrometheusTarget
 
 
 class Environment(Model):

@@ -10,11 +10,10 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, SecretStr, StringConstraints, field_validator, model_validator
 
-from opsproof.environment.model import Model, Target  # model.py imports this module after defining these
+from opsproof.environment.base import Model, Seconds, Target
 from opsproof.thresholds import Ceiling, Floor, PercentCeiling
 
 JsonScalar = str | int | float | bool | None
-Seconds = Annotated[float, Field(gt=0, le=3600)]
 Status = Annotated[int, Field(ge=100, le=599)]
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
 Url = Annotated[str, StringConstraints(pattern=r"^https?://\S+$")]
