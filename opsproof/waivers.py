@@ -114,3 +114,15 @@ def stale(waivers: list[Waiver], waived_ids: dict[int, list[str]], run_ids: list
 
 def expired(waivers: list[Waiver], today: date) -> list[dict]:
     return [waiver.shown() for waiver in waivers if waiver.expires < today]
+
+
+def summary(waivers: list[Waiver], records: list[dict], today: date) -> dict:
+    """What a run's waivers did: applied (with the checks they waived), expired, stale."""
+    waived = {}
+    for index, waiver in enumerate(waivers):
+        waived[index] = [r["id"] for r in records if r.get("waiver") == waiver.shown()]
+    return {
+        "applied": [{**w.shown(), "checks": waived[i]} for i, w in enumerate(waivers) if waived[i]],
+        "expired": expired(waivers, today),
+        "stale": stale(waivers, waived, [r["id"] for r in records], today),
+    }
