@@ -73,7 +73,7 @@ def _dr(target, environment: Environment):
 def _backups(target, environment: Environment):
     from opsproof.backups import BackupProbe
 
-    return BackupProbe(target, environment)
+    return BackupProbe(target, environment, open_probe)
 
 
 def _mysql(target, environment: Environment):
