@@ -9,7 +9,9 @@ durations ("24h", "30m"), and optionally a checksum manifest, expected tables an
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, StringConstraints, model_validator
 
@@ -176,6 +178,25 @@ class BackupTarget(Target):
         if self.location and self.location.startswith("s3://") and self.s3 is None:
             object.__setattr__(self, "s3", S3Settings())
         return self
+
+    @classmethod
+    def check_section(cls, targets: dict[str, BackupTarget], environment) -> None:
+        for backup in targets.values():
+            if backup.source_in(environment) is None:
+                raise ValueError(f"backups.{backup.name}.of: {backup.of} is not a target in this environment")
+        scratch_users: dict[tuple, str] = {}
+        for backup in targets.values():  # two drills dropping one scratch database would collide
+            if backup.restore_into is None:
+                continue
+            if backup.restore_into.data_dir:  # a physical drill owns its data directory
+                database = ("data directory", os.path.normpath(backup.restore_into.data_dir))
+            else:
+                where = urlsplit(backup.restore_into.dsn)
+                database = ("database", where.hostname, where.port, where.path)
+            if database in scratch_users:
+                raise ValueError(f"backups.{backup.name}.restore_into: the same scratch {database[0]} as "
+                                 f"backups.{scratch_users[database]}")
+            scratch_users[database] = backup.name
 
     def source_in(self, environment) -> Target | None:
         """The target this set backs up (``of: postgres.main``), or None when the file declares none."""

@@ -50,6 +50,13 @@ class Target(Model):
     severity: Severity | None = None
     eventually: Eventually | None = None
 
+    @classmethod
+    def check_section(cls, targets: dict[str, Target], environment) -> None:
+        """Rules across this kind's targets, or with other sections (a backup set's source must exist).
+
+        Called once the whole file has validated; raise ValueError naming the key path.
+        """
+
     @property
     def where(self) -> str:
         """``postgres.main``: how evidence messages and reports name the target."""

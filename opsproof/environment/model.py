@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
@@ -14,7 +12,7 @@ from opsproof.environment.datastores import MysqlTarget, PostgresTarget, RedisTa
 from opsproof.environment.dr import DrScenario
 from opsproof.environment.host import HostTarget
 from opsproof.environment.kubernetes import KubernetesTarget
-from opsproof.environment.web import SAFE_METHODS, HttpTarget, PrometheusTarget
+from opsproof.environment.web import HttpTarget, PrometheusTarget
 
 
 class Environment(Model):
@@ -55,36 +53,10 @@ class Environment(Model):
         return named
 
     @model_validator(mode="after")
-    def _backup_sources_exist(self):
-        for backup in self.backups.values():
-            if backup.source_in(self) is None:
-                raise ValueError(f"backups.{backup.name}.of: {backup.of} is not a target in this environment")
-        scratch_users: dict[tuple, str] = {}
-        for backup in self.backups.values():  # two drills dropping one scratch database would collide
-            if backup.restore_into is None:
-                continue
-            if backup.restore_into.data_dir:  # a physical drill owns its data directory
-                database = ("data directory", os.path.normpath(backup.restore_into.data_dir))
-            else:
-                where = urlsplit(backup.restore_into.dsn)
-                database = ("database", where.hostname, where.port, where.path)
-            if database in scratch_users:
-                raise ValueError(f"backups.{backup.name}.restore_into: the same scratch {database[0]} as "
-                                 f"backups.{scratch_users[database]}")
-            scratch_users[database] = backup.name
-        return self
-
-    @model_validator(mode="after")
-    def _production_requests_read_only(self):
-        """On production a smoke request may only read: a POST must say it changes nothing."""
-        if self.tier != "production":
-            return self
-        for target in self.http.values():
-            for request in target.requests:
-                if request.method not in SAFE_METHODS and not request.read_only:
-                    raise ValueError(f"http.{target.name}.requests.{request.name}: {request.method} on tier "
-                                     f"production; production is read-only (set read_only: true only for a "
-                                     f"request that changes nothing, such as a search)")
+    def _sections_agree(self):
+        """Each kind's rules across its targets and with other sections (a backup set's source must exist)."""
+        for model, targets in ((BackupTarget, self.backups), (HttpTarget, self.http)):
+            model.check_section(targets, self)
         return self
 
     def targets(self, kind: str) -> dict[str, Target]:

@@ -180,6 +180,18 @@ class HttpTarget(Target):
     tls: TlsExpectation | None = None
     metrics: MetricsExpectation | None = None
 
+    @classmethod
+    def check_section(cls, targets: dict[str, HttpTarget], environment) -> None:
+        """On production a smoke request may only read: a POST must say it changes nothing."""
+        if environment.tier != "production":
+            return
+        for target in targets.values():
+            for request in target.requests:
+                if request.method not in SAFE_METHODS and not request.read_only:
+                    raise ValueError(f"http.{target.name}.requests.{request.name}: {request.method} on tier "
+                                     f"production; production is read-only (set read_only: true only for a "
+                                     f"request that changes nothing, such as a search)")
+
     @field_validator("requests", "dependencies")
     @classmethod
     def _unique_names(cls, value):
