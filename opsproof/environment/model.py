@@ -1,37 +1,29 @@
-"""The typed shape of an environment file. YAML keys equal these field names."""
+"""The typed shape of an environment file. YAML keys equal these field names.
+
+The environment's own keys are declared here; each kind of ``KINDS`` adds its section (``http:``,
+``postgres:``...), a mapping of target names to that kind's model.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
+from pydantic import Field, StringConstraints, ValidationInfo, create_model, field_validator, model_validator
 
-from opsproof.environment.backups import BackupTarget
 from opsproof.environment.base import Model, Severity, Target, TargetName, Tier
-from opsproof.environment.datastores import MysqlTarget, PostgresTarget, RedisTarget
-from opsproof.environment.dr import DrScenario
-from opsproof.environment.host import HostTarget
-from opsproof.environment.kubernetes import KubernetesTarget
-from opsproof.environment.web import HttpTarget, PrometheusTarget
+from opsproof.environment.kinds import KINDS
 
 
-class Environment(Model):
+class Settings(Model):
+    """The keys every environment file has, whatever its targets."""
+
     name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
     tier: Tier
     description: str = ""
     severity: Severity = Field("p2", description="severity of checks that do not set their own")
     vars_file: str | None = Field(None, description="KEY=VALUE file read for ${VAR} references")
-    http: dict[TargetName, HttpTarget] = Field(default_factory=dict)
-    postgres: dict[TargetName, PostgresTarget] = Field(default_factory=dict)
-    redis: dict[TargetName, RedisTarget] = Field(default_factory=dict)
-    kubernetes: dict[TargetName, KubernetesTarget] = Field(default_factory=dict)
-    host: dict[TargetName, HostTarget] = Field(default_factory=dict)
-    dr: dict[TargetName, DrScenario] = Field(default_factory=dict)
     history_dir: str | None = Field(None, description="where history.jsonl lives (default reports/<name>/)")
     waivers_file: str | None = Field(None, description="waivers (default <name>.waivers.yaml beside this file)")
-    backups: dict[TargetName, BackupTarget] = Field(default_factory=dict)
-    mysql: dict[TargetName, MysqlTarget] = Field(default_factory=dict)
-    prometheus: dict[TargetName, PrometheusTarget] = Field(default_factory=dict)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -55,8 +47,8 @@ class Environment(Model):
     @model_validator(mode="after")
     def _sections_agree(self):
         """Each kind's rules across its targets and with other sections (a backup set's source must exist)."""
-        for model, targets in ((BackupTarget, self.backups), (HttpTarget, self.http)):
-            model.check_section(targets, self)
+        for kind in KINDS.values():
+            kind.model.check_section(self.targets(kind.name), self)
         return self
 
     def targets(self, kind: str) -> dict[str, Target]:
@@ -68,14 +60,13 @@ class Environment(Model):
         return self.tier != "sandbox"
 
 
-def _target_sections() -> tuple[str, ...]:
-    """Every section of Environment that maps names to targets: adding a kind is adding a field."""
-    kinds = []
-    for name, info in Environment.model_fields.items():
-        args = getattr(info.annotation, "__args__", ())
-        if len(args) == 2 and isinstance(args[1], type) and issubclass(args[1], Target):
-            kinds.append(name)
-    return tuple(kinds)
+def _sections() -> dict:
+    """One field per registered kind: ``postgres: dict[TargetName, PostgresTarget]``."""
+    clashes = sorted(set(KINDS) & set(Settings.model_fields))
+    if clashes:
+        raise TypeError(f"opsproof kinds: {', '.join(clashes)} is an environment key, not a kind name")
+    return {name: (dict[TargetName, kind.model], Field(default_factory=dict)) for name, kind in KINDS.items()}
 
 
-KINDS = _target_sections()
+Environment = create_model("Environment", __base__=Settings, __module__=__name__, **_sections())
+Environment.__doc__ = "An environment file: its own keys, then one section of named targets per kind."
