@@ -61,9 +61,9 @@ def _checked(kinds: tuple[Kind, ...]) -> dict[str, Kind]:
     registry: dict[str, Kind] = {}
     argnames: dict[str, str] = {}
     for kind in kinds:
-        model = kind.model.__name__
         if not (isinstance(kind.model, type) and issubclass(kind.model, Target)):
-            raise TypeError(f"opsproof kinds: {kind.model!r} is not a Target model")
+            raise TypeError(f"opsproof kinds: {getattr(kind.model, '__name__', kind.model)} is not a Target model")
+        model = kind.model.__name__
         if not _IDENTIFIER.match(kind.name):
             raise TypeError(f"opsproof kinds: {model}.kind {kind.name!r} must be a lower-case identifier "
                             f"(it names the YAML section and the fixtures {kind.name}_target and {kind.name})")
