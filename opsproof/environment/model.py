@@ -11,6 +11,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints, ValidationInfo, create_model, field_validator, model_validator
 
 from opsproof.environment.base import Model, Severity, Target, TargetName, Tier
+from opsproof.environment.custom import Custom, MeasureName
 from opsproof.environment.kinds import KINDS
 
 
@@ -24,12 +25,13 @@ class Settings(Model):
     vars_file: str | None = Field(None, description="KEY=VALUE file read for ${VAR} references")
     history_dir: str | None = Field(None, description="where history.jsonl lives (default reports/<name>/)")
     waivers_file: str | None = Field(None, description="waivers (default <name>.waivers.yaml beside this file)")
+    custom: dict[MeasureName, Custom] = Field(default_factory=dict, description="values for checks of your own")
 
     @field_validator("*", mode="before")
     @classmethod
     def _name_targets(cls, value, info: ValidationInfo):
-        """An empty section is no targets; each target learns its name from its key."""
-        if info.field_name not in KINDS:
+        """An empty section is no targets; each target (and custom entry) learns its name from its key."""
+        if info.field_name not in KINDS and info.field_name != "custom":
             return value
         if value is None:
             return {}
@@ -49,6 +51,14 @@ class Settings(Model):
         """Each kind's rules across its targets and with other sections (a backup set's source must exist)."""
         for kind in KINDS.values():
             kind.model.check_section(self.targets(kind.name), self)
+        return self
+
+    @model_validator(mode="after")
+    def _custom_targets_exist(self):
+        for entry in self.custom.values():
+            kind, _, name = (entry.target or "").partition(".")
+            if entry.target and name not in (self.targets(kind) if kind in KINDS else {}):
+                raise ValueError(f"custom.{entry.name}.target: {entry.target} is not a target in this environment")
         return self
 
     def targets(self, kind: str) -> dict[str, Target]:
