@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import graphlib
+import json
+import os
+import shutil
+import subprocess
+import sys
 import textwrap
+import time
+from pathlib import Path
 from typing import ClassVar
 
 import grimp
@@ -113,3 +120,97 @@ def test_a_kind_named_like_an_environment_key_is_refused(monkeypatch):
     monkeypatch.setattr(model, "KINDS", {**KINDS, "tier": Kind(Tier, "opsproof.tier:open")})
     with pytest.raises(TypeError, match="opsproof kinds: tier is an environment key, not a kind name"):
         model._sections()
+
+
+# --- a new kind is its own files plus one registry line ----------------------------------------------
+
+NEW_KIND_FILES = {
+    "opsproof/environment/heartbeat.py": '''
+        """Heartbeat files a cron job touches after each run: each must be younger than its max_age."""
+
+        from typing import ClassVar
+
+        from pydantic import Field
+
+        from opsproof.environment.base import Duration, Model, Target
+
+
+        class Job(Model):
+            name: str
+            path: str
+            max_age: Duration
+
+
+        class HeartbeatTarget(Target):
+            kind: ClassVar[str] = "heartbeat"
+            jobs: list[Job] = Field(default_factory=list)
+    ''',
+    "opsproof/heartbeat.py": '''
+        """How long ago a file was last written."""
+
+        import os
+        import time
+
+
+        class HeartbeatProbe:
+            @classmethod
+            def of(cls, target, environment):
+                return cls()
+
+            def age_s(self, path: str) -> float:
+                return time.time() - os.stat(path).st_mtime
+
+            def close(self):
+                pass
+    ''',
+    "checks/test_heartbeat.py": '''
+        """Cron heartbeats: every job ran recently."""
+
+        import pytest
+
+
+        @pytest.mark.p1
+        def test_heartbeat_job_is_recent(heartbeat_target, heartbeat_job, heartbeat, evidence):
+            age_h = round(heartbeat.age_s(heartbeat_job.path) / 3600, 1)
+            evidence.expect("age_h", age_h, "<=", heartbeat_job.max_age / 3600)
+    ''',
+}
+REGISTRY_LINE = '    Kind(HeartbeatTarget, "opsproof.heartbeat:HeartbeatProbe.of", (Items("heartbeat_job", "jobs"),)),\n'
+
+
+def test_a_new_kind_is_its_own_files_plus_one_registry_line(tmp_path):
+    """A copy of the project gains a kind exactly as the README says; its check runs, passes and fails."""
+    root = Path(__file__).resolve().parent.parent
+    project = tmp_path / "project"
+    for name in ("opsproof", "fixtures"):
+        shutil.copytree(root / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("conftest.py", "pyproject.toml"):
+        shutil.copy(root / name, project / name)
+    for path, text in NEW_KIND_FILES.items():
+        (project / path).parent.mkdir(parents=True, exist_ok=True)
+        (project / path).write_text(textwrap.dedent(text).lstrip())
+    registry = project / "opsproof" / "environment" / "kinds.py"
+    lines = registry.read_text().splitlines(keepends=True)
+    lines.insert(lines.index("))\n", lines.index("KINDS: dict[str, Kind] = _checked((\n")), REGISTRY_LINE)
+    lines.insert(lines.index("from opsproof.environment.base import Target\n"),
+                 "from opsproof.environment.heartbeat import HeartbeatTarget\n")
+    registry.write_text("".join(lines))
+
+    fresh, stale = tmp_path / "export.done", tmp_path / "ledger.done"
+    fresh.touch()
+    stale.touch()
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    (project / "environments").mkdir()
+    (project / "environments" / "cron.yaml").write_text(json.dumps({"tier": "staging", "heartbeat": {"batch": {
+        "jobs": [{"name": "export", "path": str(fresh), "max_age": "1h"},
+                 {"name": "ledger", "path": str(stale), "max_age": "1h"}]}}}))
+    run = subprocess.run([sys.executable, "-m", "pytest", "--env", "cron", "-p", "no:randomly"], cwd=project,
+                         env={**os.environ, "PYTHONPATH": str(project)}, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
+    (results,) = project.glob("reports/cron/*/results.json")
+    checks = {c["id"]: (c["outcome"], c["message"]) for c in json.loads(results.read_text())["checks"]}
+    assert checks == {
+        "checks/test_heartbeat.py::test_heartbeat_job_is_recent[batch:export]": ("passed", ""),
+        "checks/test_heartbeat.py::test_heartbeat_job_is_recent[batch:ledger]": (
+            "failed", "age_h (2.0) <= 1 on heartbeat.batch"),
+    }
