@@ -106,6 +106,12 @@ def test_custom_durations_are_seconds_and_limits_are_typed(sandbox, write_env):
     assert (rate.window_s, rate.values, rate.target) == (3600, {"provider": "ofac"}, None)
 
 
+def test_a_password_written_into_a_custom_url_is_registered_for_redaction(sandbox, write_env):
+    custom = {"sanctions_alerts": {"values": {"provider": "https://screening:literal-pw-93c1@screening.example/v1"}}}
+    loaded = load_environment(write_env(sandbox_environment(sandbox, custom=custom)), VARIABLES)
+    assert "literal-pw-93c1" in loaded.secrets
+
+
 # --- a team's own check, dropped into checks/ --------------------------------------------------------
 
 CANARY = "canary-sanctions-key-5d1f0b"

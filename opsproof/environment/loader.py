@@ -191,6 +191,7 @@ def _declared_secrets(environment: Environment) -> set[str]:
 
     for kind in KINDS:
         walk(environment.targets(kind))
+    walk(environment.custom)
     return found
 
 
