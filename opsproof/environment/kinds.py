@@ -3,8 +3,8 @@
 An entry names the kind's model (its ``kind`` is the YAML section; checks ask for ``<kind>_target`` and
 ``<kind>``), its probe factory as ``"module:function"`` (imported when the first target of the kind is
 opened, so an environment without Kubernetes never imports the Kubernetes client), and the fields of a
-target whose entries each become a test. Adding a kind is its own files plus one line in ``KINDS``;
-an entry that disagrees with its model fails here, at import, saying what disagrees.
+target whose entries each become a test. Adding a kind is its own files plus one line in ``KINDS``
+(and its import); an entry that disagrees with its model fails here, at import, saying what disagrees.
 
 >>> KINDS["postgres"].probe, KINDS["postgres"].items
 ('opsproof.probes:_postgres', (Items(argname='postgres_invariant', field='invariants'),))
