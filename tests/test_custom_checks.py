@@ -68,6 +68,16 @@ def test_worked_example_skips_where_the_environment_sets_no_entry(sandbox, write
     assert record["message"] == "environment under-test sets no custom.reconciliation_mismatches"
 
 
+def test_worked_example_runs_only_on_the_target_its_entry_names(sandbox, write_env, run_checks):
+    environment = mismatches(sandbox, crit=20)
+    environment["postgres"]["reporting"] = dict(environment["postgres"]["main"])
+    run = run_checks(write_env(environment), "-k", "reconciliation")
+    assert run.record("test_reconciliation_mismatches_within_limit", "main")["outcome"] == "passed"
+    other = run.record("test_reconciliation_mismatches_within_limit", "reporting")
+    assert (other["outcome"], other["message"]) == (
+        "skipped", "custom.reconciliation_mismatches is for postgres.main, not postgres.reporting")
+
+
 def test_worked_example_skips_an_entry_without_its_window(sandbox, write_env, run_checks):
     environment = sandbox_environment(sandbox, custom={"reconciliation_mismatches": {"crit": 2}})
     record = run_checks(write_env(environment), "-k", "reconciliation").record(
