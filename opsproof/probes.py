@@ -1,13 +1,17 @@
 """One place that turns a configured target into its probe, so checks and the CLI open them alike.
 
-Each kind registers a factory ``(target, environment) -> probe``; probe modules are imported only
-when a target of their kind is opened, so an environment without Kubernetes never imports it.
+Each kind's entry in ``KINDS`` names its factory ``(target, environment) -> probe``: the built-in
+kinds' factories are below. Probe modules are imported only when a target of their kind is opened,
+so an environment without Kubernetes never imports it.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 from collections.abc import Callable
 
+from opsproof.environment.kinds import KINDS
 from opsproof.environment.model import Environment, Target
 
 
@@ -82,7 +86,7 @@ def _dr(target, environment: Environment):
 def _backups(target, environment: Environment):
     from opsproof.backups import BackupProbe
 
-    return BackupProbe(target, environment)
+    return BackupProbe(target, environment, open_probe)
 
 
 def _mysql(target, environment: Environment):
@@ -93,23 +97,19 @@ def _mysql(target, environment: Environment):
                       refuse_privileged_role=environment.tier == "production")
 
 
-FACTORIES: dict[str, Callable[[Target, Environment], object]] = {
-    "http": _http,
-    "postgres": _postgres,
-    "redis": _redis,
-    "kubernetes": _kubernetes,
-    "host": _host,
-    "dr": _dr,
-    "backups": _backups,
-    "mysql": _mysql,
-    "prometheus": _prometheus,
-}
-
-
 def open_probe(target: Target, environment: Environment):
     """A probe for ``target``; nothing connects until the first measurement."""
-    try:
-        factory = FACTORIES[target.kind]
-    except KeyError:
-        raise TypeError(f"no probe registered for {target.kind} targets") from None
-    return factory(target, environment)
+    kind = KINDS.get(target.kind)
+    if kind is None:
+        raise TypeError(f"no probe registered for {target.kind} targets")
+    return factory(kind.probe)(target, environment)
+
+
+@functools.cache
+def factory(path: str) -> Callable[[Target, Environment], object]:
+    """``"opsproof.probes:_postgres"`` -> that function, its module imported on first use."""
+    module, _, attribute = path.partition(":")
+    found = importlib.import_module(module)
+    for part in attribute.split("."):
+        found = getattr(found, part)
+    return found

@@ -3,7 +3,7 @@
 import pytest
 
 from opsproof.environment import load_environment
-from opsproof.environment.backups import parse_duration
+from opsproof.environment.base import parse_duration
 from opsproof.errors import ConfigError
 
 BASE = """\

@@ -25,8 +25,11 @@ def _secret(value) -> str | None:
 
 
 class BackupProbe:
-    def __init__(self, target, environment):
+    """``open_probe(target, environment)`` opens the probe of a set's source (Velero reads its cluster's API)."""
+
+    def __init__(self, target, environment, open_probe=None):
         self.target, self.environment = target, environment
+        self._open_probe = open_probe
         self.location = open_location(target.location, target.s3) if target.location else None
         self._files: list[BackupFile] | None = None
         self._fetch_dir: Path | None = None
@@ -136,13 +139,12 @@ class BackupProbe:
         """The set's Velero objects, read through its Kubernetes target (``of: kubernetes.prod``)."""
         if self._velero is None:
             from opsproof.backups.velero import Velero
-            from opsproof.probes import open_probe
 
             settings = self.target.velero
             cluster = self.target.source_in(self.environment)
             if settings.timeout_s:
                 cluster = cluster.model_copy(update={"request_timeout_s": settings.timeout_s})
-            self._velero = Velero(open_probe(cluster, self.environment), settings)
+            self._velero = Velero(self._open_probe(cluster, self.environment), settings)
         return self._velero
 
     # --- restore drill -------------------------------------------------------------------------

@@ -9,13 +9,14 @@ durations ("24h", "30m"), and optionally a checksum manifest, expected tables an
 
 from __future__ import annotations
 
-import re
+import os
 from typing import Annotated, ClassVar, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, SecretStr, StringConstraints, model_validator
+from pydantic import Field, SecretStr, StringConstraints, model_validator
 
+from opsproof.environment.base import Duration, Model, Target
 from opsproof.environment.kubernetes import Name as KubernetesName
-from opsproof.environment.model import Model, Target
 
 FORMATS = ("pg_custom", "pg_plain", "pg_plain_gz", "mysqldump_gz", "redis_rdb", "pgbackrest", "pg_basebackup",
            "barman", "velero")
@@ -26,21 +27,6 @@ REPOSITORY_FORMATS = ("pgbackrest", "barman", "velero")  # a tool's catalogue, n
 LOGICAL_RESTORE_FORMATS = ("pg_custom", "pg_plain", "pg_plain_gz", "mysqldump_gz")  # into restore_into.dsn
 PHYSICAL_RESTORE_FORMATS = ("pgbackrest", "pg_basebackup")  # into restore_into.data_dir
 WAL_FORMATS = PHYSICAL_RESTORE_FORMATS  # physical sets whose restore replays archived WAL
-_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value) -> float:
-    """``"24h"`` -> 86400.0; ``"1h30m"``, ``"45s"``, ``"7d"``; a bare number is seconds."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    text = str(value).strip().replace(" ", "")
-    parts = re.findall(r"(\d+(?:\.\d+)?)([smhdw])", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"{value!r} is not a duration like 24h, 30m, 1h30m or 7d")
-    return float(sum(float(n) * _UNITS_S[u] for n, u in parts))
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 Fraction = Annotated[float, Field(gt=0, lt=1)]
 
 
@@ -192,6 +178,25 @@ class BackupTarget(Target):
         if self.location and self.location.startswith("s3://") and self.s3 is None:
             object.__setattr__(self, "s3", S3Settings())
         return self
+
+    @classmethod
+    def check_section(cls, targets: dict[str, BackupTarget], environment) -> None:
+        for backup in targets.values():
+            if backup.source_in(environment) is None:
+                raise ValueError(f"backups.{backup.name}.of: {backup.of} is not a target in this environment")
+        scratch_users: dict[tuple, str] = {}
+        for backup in targets.values():  # two drills dropping one scratch database would collide
+            if backup.restore_into is None:
+                continue
+            if backup.restore_into.data_dir:  # a physical drill owns its data directory
+                database = ("data directory", os.path.normpath(backup.restore_into.data_dir))
+            else:
+                where = urlsplit(backup.restore_into.dsn)
+                database = ("database", where.hostname, where.port, where.path)
+            if database in scratch_users:
+                raise ValueError(f"backups.{backup.name}.restore_into: the same scratch {database[0]} as "
+                                 f"backups.{scratch_users[database]}")
+            scratch_users[database] = backup.name
 
     def source_in(self, environment) -> Target | None:
         """The target this set backs up (``of: postgres.main``), or None when the file declares none."""

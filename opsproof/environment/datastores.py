@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, SecretStr, StringConstraints, model_validator
 
-from opsproof.environment.model import Model, Seconds, Target
+from opsproof.environment.base import Model, Seconds, Target
 from opsproof.thresholds import Ceiling, Floor, PercentCeiling, PercentFloor
 
 StatementTimeoutMs = Annotated[int, Field(gt=0, le=3_600_000)]

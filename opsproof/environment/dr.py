@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from opsproof.environment.model import Model, Seconds, Target
+from opsproof.environment.base import Model, Seconds, Target
 
 DrStep = Literal["stop_api", "stop_database", "lose_cache", "restore_database", "start_cache", "start_api"]
 DrVerification = Literal["api_health", "api_data", "tables_restored", "invariants"]

@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from opsproof.environment.model import Model, Seconds, Target
+from opsproof.environment.base import Model, Seconds, Target
 from opsproof.thresholds import Ceiling, Floor, PercentCeiling, PercentFloor
 
 AbsPath = Annotated[str, Field(pattern=r"^/\S*$")]

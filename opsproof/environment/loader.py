@@ -214,6 +214,7 @@ def _declared_secrets(environment: Environment) -> dict:
     for kind in KINDS:
         for name, target in environment.targets(kind).items():
             walk(target, f"{kind}.{name}")
+    walk(environment.custom, "custom")
     return found
 
 

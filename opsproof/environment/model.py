@@ -1,77 +1,37 @@
-"""The typed shape of an environment file. YAML keys equal these field names."""
+"""The typed shape of an environment file. YAML keys equal these field names.
+
+The environment's own keys are declared here; each kind of ``KINDS`` adds its section (``http:``,
+``postgres:``...), a mapping of target names to that kind's model.
+"""
 
 from __future__ import annotations
 
-import os
-from typing import Annotated, ClassVar, Literal
-from urllib.parse import urlsplit
+from typing import Annotated
 
-from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator,
-                      model_validator)
+from pydantic import Field, StringConstraints, ValidationInfo, create_model, field_validator, model_validator
 
-Severity = Literal["p0", "p1", "p2", "p3"]
-Tier = Literal["production", "staging", "sandbox"]
-TargetName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
-Seconds = Annotated[float, Field(gt=0, le=3600)]
+from opsproof.environment.base import Model, Severity, Target, TargetName, Tier
+from opsproof.environment.custom import Custom, MeasureName
+from opsproof.environment.kinds import KINDS
 
 
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+class Settings(Model):
+    """The keys every environment file has, whatever its targets."""
 
-
-class Eventually(Model):
-    """Retry each check until it passes or ``within_s`` has passed, ``every_s`` apart; every attempt is evidence."""
-
-    within_s: Seconds
-    every_s: Annotated[float, Field(gt=0, le=600)] = 1.0
-
-
-class Target(Model):
-    """What every target kind has: its name (the YAML key) and a severity override for its checks."""
-
-    kind: ClassVar[str] = ""
-    name: str = ""
-    severity: Severity | None = None
-    eventually: Eventually | None = None
-
-    @property
-    def where(self) -> str:
-        """``postgres.main``: how evidence messages and reports name the target."""
-        return f"{self.kind}.{self.name}"
-
-
-# Each kind's model lives in its own module and subclasses Target above; imported here to become a section.
-from opsproof.environment.backups import BackupTarget  # noqa: E402
-from opsproof.environment.datastores import MysqlTarget, PostgresTarget, RedisTarget  # noqa: E402
-from opsproof.environment.dr import DrScenario  # noqa: E402
-from opsproof.environment.host import HostTarget  # noqa: E402
-from opsproof.environment.kubernetes import KubernetesTarget  # noqa: E402
-from opsproof.environment.web import SAFE_METHODS, HttpTarget, PrometheusTarget  # noqa: E402
-
-
-class Environment(Model):
     name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
     tier: Tier
     description: str = ""
     severity: Severity = Field("p2", description="severity of checks that do not set their own")
     vars_file: str | None = Field(None, description="KEY=VALUE file read for ${VAR} references")
-    http: dict[TargetName, HttpTarget] = Field(default_factory=dict)
-    postgres: dict[TargetName, PostgresTarget] = Field(default_factory=dict)
-    redis: dict[TargetName, RedisTarget] = Field(default_factory=dict)
-    kubernetes: dict[TargetName, KubernetesTarget] = Field(default_factory=dict)
-    host: dict[TargetName, HostTarget] = Field(default_factory=dict)
-    dr: dict[TargetName, DrScenario] = Field(default_factory=dict)
     history_dir: str | None = Field(None, description="where history.jsonl lives (default reports/<name>/)")
     waivers_file: str | None = Field(None, description="waivers (default <name>.waivers.yaml beside this file)")
-    backups: dict[TargetName, BackupTarget] = Field(default_factory=dict)
-    mysql: dict[TargetName, MysqlTarget] = Field(default_factory=dict)
-    prometheus: dict[TargetName, PrometheusTarget] = Field(default_factory=dict)
+    custom: dict[MeasureName, Custom] = Field(default_factory=dict, description="values for checks of your own")
 
     @field_validator("*", mode="before")
     @classmethod
     def _name_targets(cls, value, info: ValidationInfo):
-        """An empty section is no targets; each target learns its name from its key."""
-        if info.field_name not in KINDS:
+        """An empty section is no targets; each target (and custom entry) learns its name from its key."""
+        if info.field_name not in KINDS and info.field_name != "custom":
             return value
         if value is None:
             return {}
@@ -87,36 +47,18 @@ class Environment(Model):
         return named
 
     @model_validator(mode="after")
-    def _backup_sources_exist(self):
-        for backup in self.backups.values():
-            if backup.source_in(self) is None:
-                raise ValueError(f"backups.{backup.name}.of: {backup.of} is not a target in this environment")
-        scratch_users: dict[tuple, str] = {}
-        for backup in self.backups.values():  # two drills dropping one scratch database would collide
-            if backup.restore_into is None:
-                continue
-            if backup.restore_into.data_dir:  # a physical drill owns its data directory
-                database = ("data directory", os.path.normpath(backup.restore_into.data_dir))
-            else:
-                where = urlsplit(backup.restore_into.dsn)
-                database = ("database", where.hostname, where.port, where.path)
-            if database in scratch_users:
-                raise ValueError(f"backups.{backup.name}.restore_into: the same scratch {database[0]} as "
-                                 f"backups.{scratch_users[database]}")
-            scratch_users[database] = backup.name
+    def _sections_agree(self):
+        """Each kind's rules across its targets and with other sections (a backup set's source must exist)."""
+        for kind in KINDS.values():
+            kind.model.check_section(self.targets(kind.name), self)
         return self
 
     @model_validator(mode="after")
-    def _production_requests_read_only(self):
-        """On production a smoke request may only read: a POST must say it changes nothing."""
-        if self.tier != "production":
-            return self
-        for target in self.http.values():
-            for request in target.requests:
-                if request.method not in SAFE_METHODS and not request.read_only:
-                    raise ValueError(f"http.{target.name}.requests.{request.name}: {request.method} on tier "
-                                     f"production; production is read-only (set read_only: true only for a "
-                                     f"request that changes nothing, such as a search)")
+    def _custom_targets_exist(self):
+        for entry in self.custom.values():
+            kind, _, name = (entry.target or "").partition(".")
+            if entry.target and name not in (self.targets(kind) if kind in KINDS else {}):
+                raise ValueError(f"custom.{entry.name}.target: {entry.target} is not a target in this environment")
         return self
 
     def targets(self, kind: str) -> dict[str, Target]:
@@ -128,14 +70,13 @@ class Environment(Model):
         return self.tier != "sandbox"
 
 
-def _target_sections() -> tuple[str, ...]:
-    """Every section of Environment that maps names to targets: adding a kind is adding a field."""
-    kinds = []
-    for name, info in Environment.model_fields.items():
-        args = getattr(info.annotation, "__args__", ())
-        if len(args) == 2 and isinstance(args[1], type) and issubclass(args[1], Target):
-            kinds.append(name)
-    return tuple(kinds)
+def _sections() -> dict:
+    """One field per registered kind: ``postgres: dict[TargetName, PostgresTarget]``."""
+    clashes = sorted(set(KINDS) & set(Settings.model_fields))
+    if clashes:
+        raise TypeError(f"opsproof kinds: {', '.join(clashes)} is an environment key, not a kind name")
+    return {name: (dict[TargetName, kind.model], Field(default_factory=dict)) for name, kind in KINDS.items()}
 
 
-KINDS = _target_sections()
+Environment = create_model("Environment", __base__=Settings, __module__=__name__, **_sections())
+Environment.__doc__ = "An environment file: its own keys, then one section of named targets per kind."

@@ -10,11 +10,10 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, SecretStr, StringConstraints, field_validator, model_validator
 
-from opsproof.environment.model import Model, Target  # model.py imports this module after defining these
+from opsproof.environment.base import Model, Seconds, Target
 from opsproof.thresholds import Ceiling, Floor, PercentCeiling
 
 JsonScalar = str | int | float | bool | None
-Seconds = Annotated[float, Field(gt=0, le=3600)]
 Status = Annotated[int, Field(ge=100, le=599)]
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
 Url = Annotated[str, StringConstraints(pattern=r"^https?://\S+$")]
@@ -180,6 +179,18 @@ class HttpTarget(Target):
     dependencies: list[Dependency] = Field(default_factory=list)
     tls: TlsExpectation | None = None
     metrics: MetricsExpectation | None = None
+
+    @classmethod
+    def check_section(cls, targets: dict[str, HttpTarget], environment) -> None:
+        """On production a smoke request may only read: a POST must say it changes nothing."""
+        if environment.tier != "production":
+            return
+        for target in targets.values():
+            for request in target.requests:
+                if request.method not in SAFE_METHODS and not request.read_only:
+                    raise ValueError(f"http.{target.name}.requests.{request.name}: {request.method} on tier "
+                                     f"production; production is read-only (set read_only: true only for a "
+                                     f"request that changes nothing, such as a search)")
 
     @field_validator("requests", "dependencies")
     @classmethod
