@@ -17,7 +17,7 @@ from opsproof import history
 from opsproof.environment import load_environment
 from opsproof.errors import ConfigError
 
-VARIABLES = {"TEST_PG_PASSWORD": "x", "TEST_REDIS_PASSWORD": "y"}
+VARIABLES = {"TEST_PG_PASSWORD": "placeholder", "TEST_REDIS_PASSWORD": "placeholder"}
 EXAMPLE = "checks/examples/test_reconciliation.py::test_reconciliation_mismatches_within_limit[main]"
 
 

@@ -16,6 +16,7 @@ from conftest import sandbox_environment
 from opsproof.errors import ConfigError
 from pgbackrest_cluster import ADMIN_PASSWORD, archived  # noqa: F401 - the module-scoped stanza fixture
 from test_backup_model import load
+from test_restore_drill import DRILL_KEYS
 
 BASEBACKUP = "{of: postgres.main, format: pg_basebackup, location: /b/base-*, rpo: 24h, rto: 1h, "
 PGBACKREST = "{of: postgres.main, format: pgbackrest, pgbackrest: {stanza: main}, rpo: 24h, rto: 1h, "
@@ -56,10 +57,6 @@ def test_physical_restore_targets_load_and_two_sets_may_not_share_a_data_dir(tmp
 
 # --- the drill on real servers ------------------------------------------------------------------------------
 
-DRILL_KEYS = {"kind", "scenario", "backup_set", "backup_id", "backup_time", "target", "started_at", "finished_at",
-              "rto_target_s", "rto_achieved_s", "rpo_target_s", "rpo_achieved_s", "verifications", "steps", "rollback",
-              "failed_step", "error", "cleanup_confirmed", "outcome", "confirmed_by", "outage_started_at",
-              "newest_data_before", "newest_data_after"}  # one drill record (opsproof.record.DrillRecord)
 
 
 @pytest.fixture(scope="module")
