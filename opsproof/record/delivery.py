@@ -43,6 +43,8 @@ class Delivery(BaseModel):
         if self.outcome == "nothing_to_send":
             return f"{where}: nothing to send"
         tries = f"{self.attempts} attempt{'s' * (self.attempts != 1)}, {self.duration_s:g}s"
+        if self.outcome == "sent" and self.channel == "textfile":
+            return f"{where}: written"
         if self.outcome == "sent":
             return f"{where}: sent{' ' + counts if counts else ''} ({tries})"
         shown = self.outcome.upper().replace("_", " ")
