@@ -228,3 +228,10 @@ def test_hanging_receiver_costs_its_bounds_and_never_the_verdict(run_alerting, g
     retried = run_alerting("hang", gateway, {"webhook": {"chat": {"url": httpserver.url_for("/hook")}}, **bounds})
     sent, = deliveries(retried, "webhook")
     assert (sent["outcome"], sent["firing"]) == ("sent", 1)  # not delivered before, so sent as new now
+
+
+def test_no_notify_sends_nothing_and_remembers_nothing(run_alerting, gateway, httpserver, tmp_path):
+    run = run_alerting("quiet", gateway, {"webhook": {"chat": {"url": httpserver.url_for("/hook")}}}, "--no-notify")
+    assert run.ret == 1 and httpserver.log == []
+    assert run.results["deliveries"] == [] and "alerts " not in run.output
+    assert not (tmp_path / "reports" / "quiet" / "notify-nightly.json").exists()
