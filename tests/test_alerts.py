@@ -14,7 +14,7 @@ import pytest
 import yaml
 from alertmanager import alertmanager  # noqa: F401 - the module's real Alertmanager
 
-from conftest import ROOT, ChecksRun
+from conftest import ROOT, ChecksRun, read_results
 from opsproof.processes import free_port
 
 CHECK = "test_tcp_port_accepts_connections[gateway]"
@@ -235,3 +235,25 @@ def test_no_notify_sends_nothing_and_remembers_nothing(run_alerting, gateway, ht
     assert run.ret == 1 and httpserver.log == []
     assert run.results["deliveries"] == [] and "alerts " not in run.output
     assert not (tmp_path / "reports" / "quiet" / "notify-nightly.json").exists()
+
+
+def test_an_unusable_state_file_is_said_and_changes_nothing_else(run_alerting, gateway, httpserver, tmp_path):
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    (tmp_path / "reports" / "stateless").mkdir(parents=True)
+    (tmp_path / "reports" / "stateless" / "notify-nightly.json").mkdir()  # neither readable nor replaceable
+    run = run_alerting("stateless", gateway, {"webhook": {"chat": {"url": httpserver.url_for("/hook")}}})
+    run_dir, = [d for d in run.run_dirs if d.name.endswith("-nightly")]  # not the directory in the state's place
+    results = read_results(run_dir / "results.json")
+    assert run.ret == 1 and results["exit_code"] == 1
+    sent, = [d for d in results["deliveries"] if d["channel"] == "webhook"]
+    assert (sent["outcome"], sent["firing"]) == ("sent", 1)
+    assert "unreadable (" in run.output and "starting afresh" in run.output
+    assert "could not write" in run.output and "the next run sends these again" in run.output
+    assert history_verifies(tmp_path / "reports" / "stateless" / "history.jsonl")
+    assert sorted(p.name for p in run_dir.parent.iterdir() if p.name.startswith(".")) == []  # no temporary left
+
+
+def history_verifies(path: Path) -> bool:
+    from opsproof import history
+
+    return history.verify(path).ok

@@ -62,6 +62,7 @@ def publish(results: dict, facts: RunFacts, finished_at: datetime, outbound: Out
         published.deliveries += deliver(requests, outbound.limits)
         return published
     try:
+        state_path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(f"{state_path}.lock", timeout=outbound.limits.deadline_s):
             published.deliveries += _alert(results, facts, outbound, state_path, requests, redact, published.notes)
     except Timeout:
@@ -108,8 +109,10 @@ def _alert(results: dict, facts: RunFacts, outbound: Outbound, state_path: Path,
         if delivery.outcome == "sent":
             alerts.delivered(tracked, key, sends, now)
     keys = [f"alertmanager:{n}" for n in notify.alertmanager] + [f"webhook:{n}" for n in notify.webhook]
-    state_path.parent.mkdir(parents=True, exist_ok=True)
-    alerts.save(state_path, alerts.settled(tracked, keys))
+    try:
+        alerts.save(state_path, alerts.settled(tracked, keys))
+    except OSError as error:
+        notes.append(f"alerts: could not write {state_path} ({first_line(error)}); the next run sends these again")
     return sent + idle
 
 

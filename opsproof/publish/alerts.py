@@ -94,8 +94,11 @@ def save(path: Path, tracked: dict[str, Tracked]) -> None:
     data = {"version": STATE_VERSION, "alerts": {
         key: {"alert": vars(t.alert), "failing": t.failing, "sent": t.sent} for key, t in sorted(tracked.items())}}
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def observe(previous: dict[str, Tracked], checks: list[dict], facts: RunFacts) -> dict[str, Tracked]:
