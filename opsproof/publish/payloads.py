@@ -4,11 +4,6 @@ Alertmanager (API v2, 0.25): the body is a JSON array; ``labels`` identify an al
 lives until its ``endsAt``, and one posted with ``endsAt`` at or before now is resolved. Without an
 ``endsAt`` Alertmanager would resolve it after ``resolve_timeout`` (5m), long before the next nightly
 run, so a firing alert carries ``endsAt = now + expires_after`` and each reminder renews it.
-
->>> body = alertmanager_alerts([Send(Alert({"alertname": "X"}, {}, "2026-01-01T03:00:00+00:00"), "resolved",
-...                             "resolved")], datetime(2026, 1, 2, tzinfo=timezone.utc), 7200)
->>> body[0]["endsAt"]
-'2026-01-02T00:00:00Z'
 """
 
 from __future__ import annotations
@@ -18,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 from opsproof.environment.notify import AlertmanagerDestination, Destination
-from opsproof.publish.alerts import Alert, RunFacts, Send
+from opsproof.publish.alerts import RunFacts, Send
 from opsproof.publish.transport import Request
 
 JSON = {"Content-Type": "application/json"}
