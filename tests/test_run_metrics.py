@@ -70,9 +70,9 @@ def query(prometheus_url: str, promql: str, timeout_s: float = 20) -> list[dict]
     """The first non-empty answer to ``promql`` (waits for the scrapes that bring it)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        result = httpx.get(f"{prometheus_url}/api/v1/query", params={"query": promql}, timeout=5).json()["data"]["result"]
-        if result:
-            return result
+        answer = httpx.get(f"{prometheus_url}/api/v1/query", params={"query": promql}, timeout=5).json()
+        if answer["data"]["result"]:
+            return answer["data"]["result"]
         time.sleep(0.2)
     raise AssertionError(f"prometheus at {prometheus_url} never answered {promql}")
 

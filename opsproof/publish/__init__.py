@@ -32,9 +32,6 @@ class Outbound:
     textfile_dir: Path | None = None
     pushgateway: str | None = None
 
-    def __bool__(self) -> bool:
-        return bool(self.notify or self.textfile_dir or self.pushgateway)
-
     @property
     def limits(self) -> Limits:
         n = self.notify

@@ -70,7 +70,8 @@ def deliver(requests: list[Request], limits: Limits) -> list[Delivery]:
     try:
         return asyncio.run(_deliver_all(requests, progress, limits))
     except KeyboardInterrupt:
-        return [_record(r, p, "interrupted", began, p.error or "interrupted (Ctrl-C)") for r, p in zip(requests, progress)]
+        return [_record(r, p, "interrupted", began, p.error or "interrupted (Ctrl-C)")
+                for r, p in zip(requests, progress)]
 
 
 async def _deliver_all(requests: list[Request], progress: list[_Progress], limits: Limits) -> list[Delivery]:
