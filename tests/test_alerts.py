@@ -257,3 +257,38 @@ def history_verifies(path: Path) -> bool:
     from opsproof import history
 
     return history.verify(path).ok
+
+
+def test_a_secret_in_the_evidence_stays_out_of_alerts_webhooks_metrics_and_state(pytester, tmp_path, monkeypatch,
+                                                                                   httpserver, alertmanager):
+    """The API echoes the bearer token into the field the check compares: the evidence line carries it."""
+    canary = "evidence-canary-93be1f"
+    monkeypatch.setenv("API_TOKEN", canary)
+    monkeypatch.delenv("OPSPROOF_ENV", raising=False)
+
+    def echo(request):
+        from werkzeug import Response
+        return Response(json.dumps({"status": request.headers["Authorization"]}), content_type="application/json")
+
+    httpserver.expect_request("/health").respond_with_handler(echo)
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    env_path = tmp_path / "echo.yaml"
+    env_path.write_text(yaml.safe_dump({"name": "echo", "tier": "staging", "http": {"api": {
+        "url": httpserver.url_for("/").rstrip("/"), "timeout_s": 3, "headers": {"Authorization": "Bearer ${API_TOKEN}"},
+        "health": {"path": "/health", "json": {"status": "healthy"}}}},
+        "notify": {"alertmanager": {"am": {"url": alertmanager.url}},
+                   "webhook": {"chat": {"url": httpserver.url_for("/hook")}}}}))
+    textfiles = tmp_path / "textfiles"
+    textfiles.mkdir()
+    result = pytester.runpytest_inprocess("-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT),
+                                          str(ROOT / "checks" / "test_http.py"), "--env", str(env_path),
+                                          "--reports-dir", str(tmp_path / "reports"), "--suite", "nightly",
+                                          "-k", "health_reports_expected_fields", "--metrics-textfile", str(textfiles))
+    run = ChecksRun(result, tmp_path / "reports")
+    alert, = alertmanager.alerts(environment="echo")
+    assert alert["annotations"]["evidence"] == "health_fields ({'status': '***'}) == {'status': 'healthy'} on http.api"
+    webhook = [r for r, _ in httpserver.log if r.path == "/hook"]
+    assert len(webhook) == 1 and "***" in webhook[0].get_data(as_text=True)
+    seen = [json.dumps(alert), webhook[0].get_data(as_text=True), run.output,
+            *(p.read_text() for p in [*textfiles.iterdir(), *run.run_dir.iterdir(), *run.run_dir.parent.glob("*.json")])]
+    assert not [text for text in seen if canary in text]
