@@ -27,9 +27,10 @@ from opsproof.secrets import (
 )
 
 # A ${VAR} resolved under one of these keys is a secret, whatever the variable's name: credentials,
-# and whatever goes into a request's headers or body (the server may echo it back).
+# whatever goes into a request's headers or body (the server may echo it back), and anything under
+# notify: (a webhook URL is its own credential).
 SECRET_KEYS = {"password", "token", "headers", "bearer_token", "basic_password", "request_headers", "json_body",
-               "body"}
+               "body", "notify"}
 
 
 @dataclass(frozen=True)
@@ -215,6 +216,7 @@ def _declared_secrets(environment: Environment) -> dict:
         for name, target in environment.targets(kind).items():
             walk(target, f"{kind}.{name}")
     walk(environment.custom, "custom")
+    walk(environment.notify, "notify")
     return found
 
 

@@ -13,6 +13,7 @@ from pydantic import Field, StringConstraints, ValidationInfo, create_model, fie
 from opsproof.environment.base import Model, Severity, Target, TargetName, Tier
 from opsproof.environment.custom import Custom, MeasureName
 from opsproof.environment.kinds import KINDS
+from opsproof.environment.notify import Notify
 
 
 class Settings(Model):
@@ -26,6 +27,7 @@ class Settings(Model):
     history_dir: str | None = Field(None, description="where history.jsonl lives (default reports/<name>/)")
     waivers_file: str | None = Field(None, description="waivers (default <name>.waivers.yaml beside this file)")
     custom: dict[MeasureName, Custom] = Field(default_factory=dict, description="values for checks of your own")
+    notify: Notify | None = Field(None, description="where gating failures are sent: alertmanager, webhook")
 
     @field_validator("*", mode="before")
     @classmethod

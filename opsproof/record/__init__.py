@@ -5,8 +5,9 @@ return them, and every output renders them. results.json itself is ``opsproof.re
 """
 
 from opsproof.record.check import CheckRecord, Phase, ShownWaiver, merge
+from opsproof.record.delivery import Delivery
 from opsproof.record.drill import DrillRecord, Step, timed
 from opsproof.record.measurement import Measurement, described, plain
 
-__all__ = ["CheckRecord", "DrillRecord", "Measurement", "Phase", "ShownWaiver", "Step", "described", "merge", "plain",
-           "timed"]
+__all__ = ["CheckRecord", "Delivery", "DrillRecord", "Measurement", "Phase", "ShownWaiver", "Step", "described", "merge",
+           "plain", "timed"]

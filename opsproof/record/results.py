@@ -12,6 +12,7 @@ from importlib import resources
 from pydantic import BaseModel, ConfigDict, Field
 
 from opsproof.record.check import CheckRecord, ShownWaiver
+from opsproof.record.delivery import Delivery
 
 SCHEMA_VERSION = 2  # 1: the files written before results.json carried a version
 SCHEMA_FILE = "results.schema.json"
@@ -61,6 +62,7 @@ class Results(BaseModel):
     verdict: str
     checks: list[CheckRecord]
     waivers: WaiverSummary
+    deliveries: list[Delivery] = Field(default_factory=list, description="alerts sent, metrics pushed and written")
 
     def to_dict(self) -> dict:
         return {**self.model_dump(exclude={"checks"}), "checks": [c.to_dict() for c in self.checks]}
