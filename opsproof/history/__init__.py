@@ -1,23 +1,13 @@
-"""The run history: one JSON line per run, each carrying the hash of the one before it (see ``chain``)."""
+"""The run history: one JSON line per run, chained by hashes and signed when the environment names a key.
 
-from opsproof.history.chain import (
-    ARTIFACTS,
-    GENESIS,
-    HISTORY_FILE,
-    Verification,
-    append,
-    artifact_problems,
-    git_revision,
-    history_path,
-    operator,
-    read,
-    record_for_run,
-    record_hash,
-    sha256_file,
-    unrecorded_runs,
-    verify,
-)
+``chain`` appends (atomically, setting a torn last line aside), ``signing`` signs and checks signatures,
+``verify`` judges a history, ``prune`` removes old run folders under a retention policy, ``store`` keeps
+runs and a shared chain in S3-compatible object storage.
+"""
 
-__all__ = ["ARTIFACTS", "GENESIS", "HISTORY_FILE", "Verification", "append", "artifact_problems", "git_revision",
-           "history_path", "operator", "read", "record_for_run", "record_hash", "sha256_file", "unrecorded_runs",
-           "verify"]
+from opsproof.history.chain import GENESIS, HISTORY_FILE, HistoryError, append, history_path, read, record_hash
+from opsproof.history.record import ARTIFACTS, git_revision, operator, record_for_run, sha256_file
+from opsproof.history.verify import Trust, Verification, verify
+
+__all__ = ["ARTIFACTS", "GENESIS", "HISTORY_FILE", "HistoryError", "Trust", "Verification", "append", "git_revision",
+           "history_path", "operator", "read", "record_for_run", "record_hash", "sha256_file", "verify"]

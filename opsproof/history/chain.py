@@ -1,30 +1,41 @@
-"""The run history: one JSON line per run, each carrying the hash of the one before it.
+"""The chain: one JSON line per record, each carrying the hash of the one before it.
 
-Appending is the only write; a record's ``hash`` is the sha256 of its canonical JSON without that
-field, and its ``prev_hash`` is the previous record's ``hash``, so editing, removing, inserting or
-reordering a line breaks the chain at a line ``verify`` names. Each record also carries the sha256
-of its run's artifacts, so a report edited after the run is caught too.
+Appending is the only write. A record's ``hash`` is the sha256 of its canonical JSON without ``hash``
+and ``signature``; its ``prev_hash`` is the previous record's ``hash``, so editing, removing, inserting
+or reordering a line breaks the chain at a line ``verify`` names. With a signing key each record also
+carries ``signed_by``, ``public_key`` and an Ed25519 ``signature`` of its hash (``signing``).
 
->>> append(path, record_for_run(run_dir, path))   # the controller, once per run
->>> verify(path).problems                          # [] when intact
+A line is written with one ``write`` on an ``O_APPEND`` descriptor and fsynced, under a file lock, so a
+crash or a full disk can tear only the last line. The next append finds such a torn line, sets it aside
+to ``history.jsonl.torn-<time>`` and records that (a ``torn`` record), then chains on from the last
+valid record.
+
+>>> append(path, record_for_run(run_dir, path, root), signer)   # the controller, once per run
+>>> verify(path).problems                                        # [] when intact
 """
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import os
-import subprocess
-from dataclasses import dataclass, field
+import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
+
+from opsproof.history.folders import unrecorded_folders
+from opsproof.history.record import now_utc, operator
 
 HISTORY_FILE = "history.jsonl"
-ARTIFACTS = ("report.html", "junit.xml", "results.json")
 GENESIS = "0" * 64
+UNHASHED = ("hash", "signature")  # the signature signs the hash, so neither is part of it
+TORN = object()
+
+
+class HistoryError(Exception):
+    """The history could not be written; the message names the file and why."""
 
 
 def history_path(reports_base: Path, env_name: str, history_dir: str | None, env_file: Path | None) -> Path:
@@ -37,178 +48,154 @@ def history_path(reports_base: Path, env_name: str, history_dir: str | None, env
     return reports_base / env_name / HISTORY_FILE
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 16), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def record_hash(record: dict) -> str:
-    body = {k: v for k, v in record.items() if k != "hash"}
+    body = {k: v for k, v in record.items() if k not in UNHASHED}
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def operator() -> str:
-    """Who ran it: ``$OPSPROOF_OPERATOR`` (a CI job sets it), else the OS user."""
-    if os.environ.get("OPSPROOF_OPERATOR"):
-        return os.environ["OPSPROOF_OPERATOR"]
+def seal(record: dict, signer=None) -> dict:
+    """Set ``hash`` (and with a signer ``signed_by``, ``public_key``, ``signature``) on a chained record."""
+    record = {k: v for k, v in record.items() if k not in (*UNHASHED, "signed_by", "public_key")}
+    if signer is not None:
+        record.update(signed_by=signer.fingerprint, public_key=signer.public_key)
+    record["hash"] = record_hash(record)
+    if signer is not None:
+        record["signature"] = signer.sign(record["hash"])
+    return record
+
+
+def chained(record: dict, last: dict | None, signer=None) -> dict:
+    """``record`` as the next link after ``last``: its ``seq``, ``prev_hash``, hash and signature."""
+    seq = last["seq"] + 1 if last else 1
+    return seal({"seq": seq, **record, "prev_hash": last["hash"] if last else GENESIS}, signer)
+
+
+def loads(line: bytes | str):
+    """The JSON value of a line, or ``TORN`` when it is not JSON (cut short, NUL bytes, not UTF-8)."""
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+        return json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return TORN
 
 
-def git_revision(root: Path) -> str:
+def parse(line: bytes | str) -> dict | None:
+    """A line as a record that can be chained on (a JSON object with an integer ``seq`` and text ``hash``)."""
+    record = loads(line)
+    if not isinstance(record, dict) or type(record.get("seq")) is not int or not isinstance(record.get("hash"), str):
+        return None
+    return record
+
+
+def lines(path: Path) -> list[tuple[int, bytes, bool]]:
+    """(line number, bytes, newline-terminated) for every line of the file; [] when there is none."""
     try:
-        result = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return result.stdout.strip() if result.returncode == 0 and result.stdout.strip() else "unknown"
-
-
-def record_for_run(run_dir: Path, history_file: Path, root: Path) -> dict:
-    """The history record of a finished run, read from its (already scrubbed) results.json."""
-    results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
-    counts: dict[str, int] = {}
-    for check in results.get("checks", []):
-        counts[check["outcome"]] = counts.get(check["outcome"], 0) + 1
-    base = history_file.parent
-    artifacts = [
-        {"name": name, "path": os.path.relpath(run_dir / name, base), "sha256": sha256_file(run_dir / name)}
-        for name in ARTIFACTS if (run_dir / name).is_file()
-    ]
-    return {
-        "run_id": run_dir.name,
-        "environment": results["environment"]["name"],
-        "tier": results["environment"]["tier"],
-        "suite": results["suite"],
-        "started_at": results["started_at"],
-        "finished_at": results["finished_at"],
-        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "operator": operator(),
-        "host": results.get("host", ""),
-        "git_revision": git_revision(root),
-        "opsproof_version": results.get("opsproof_version", ""),
-        "counts": counts,
-        "verdict": results["verdict"],
-        "exit_code": results["exit_code"],
-        "artifacts": artifacts,
-    }
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    pieces = data.split(b"\n")
+    found = [(n, piece, True) for n, piece in enumerate(pieces[:-1], 1)]
+    if pieces[-1]:
+        found.append((len(pieces), pieces[-1], False))
+    return found
 
 
 def read(path: Path) -> list[dict]:
     """Every record that parses (for reading; ``verify`` is what judges the chain)."""
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            continue
-    return records
+    return [record for _, line, _ in lines(path) if (record := parse(line)) is not None]
 
 
-def append(path: Path, record: dict) -> dict:
-    """Chain ``record`` after the last one and append it, under a lock so concurrent runs do not interleave."""
+def append(path: Path, record: dict, signer=None, runs_dir: Path | None = None) -> list[dict]:
+    """Chain ``record`` after the last valid one and append it, under a lock so concurrent runs do not
+    interleave; a torn last line is set aside first (with a ``torn`` record). Returns what was written."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock", timeout=60):
-        last = _last_record(path)
-        chained = {
-            "seq": (last["seq"] + 1) if last else 1,
-            **record,
-            "prev_hash": last["hash"] if last else GENESIS,
-        }
-        chained["hash"] = record_hash(chained)
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(chained, sort_keys=True) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-    return chained
-
-
-def _last_record(path: Path) -> dict | None:
-    if not path.exists():
-        return None
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return json.loads(lines[-1]) if lines else None
-
-
-@dataclass
-class Verification:
-    path: Path
-    records: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-def verify(path: Path, check_artifacts: bool = True) -> Verification:
-    """Walk the chain; each problem names its line and says what kind of tampering it looks like."""
-    result = Verification(path)
-    if not path.exists():
-        result.problems.append(f"{path}: no history (no run recorded yet)")
-        return result
-    previous_hash, expected_seq = GENESIS, 1
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        result.records += 1
-        try:
-            record = json.loads(line)
-            seq, stored, prev = record["seq"], record["hash"], record["prev_hash"]
-        except (ValueError, KeyError, TypeError):
-            result.problems.append(f"line {number}: not a history record (edited or truncated)")
-            break
-        if record_hash(record) != stored:
-            result.problems.append(f"line {number}: record edited (its content does not match its hash)")
-        elif prev != previous_hash:
-            if seq > expected_seq:
-                result.problems.append(f"line {number}: record(s) removed before it (seq {seq}, expected {expected_seq})")
-            elif seq < expected_seq:
-                result.problems.append(f"line {number}: records reordered (seq {seq} after seq {expected_seq - 1})")
-            else:
-                result.problems.append(f"line {number}: record inserted or replaced (prev_hash does not match line "
-                                       f"{number - 1})")
-        if check_artifacts:
-            result.problems.extend(f"line {number}: {p}" for p in artifact_problems(path.parent, record))
-        previous_hash, expected_seq = stored, seq + 1
-    if check_artifacts:
-        result.problems.extend(unrecorded_runs(path.parent, read(path)))
-    return result
-
-
-def unrecorded_runs(base: Path, records: list[dict]) -> list[str]:
-    """Run folders beside the recorded ones that no record cites: how a removed *last* record shows."""
-    cited = {(base / a["path"]).parent.resolve() for r in records for a in r.get("artifacts", [])}
-    began = min((r["started_at"] for r in records if r.get("started_at")), default=None)
-    problems = []
-    for parent in sorted({folder.parent for folder in cited}):
-        for folder in sorted(parent.iterdir()):
-            if (folder / "results.json").is_file() and folder.resolve() not in cited and _after(folder, began):
-                problems.append(f"run folder {os.path.relpath(folder, base)} has no history record "
-                                f"(a record removed from the end, or a run that was not recorded)")
-    return problems
-
-
-def artifact_problems(base: Path, record: dict) -> list[str]:
-    problems = []
-    for artifact in record.get("artifacts", []):
-        file = base / artifact["path"]
-        if not file.is_file():
-            problems.append(f"artifact {artifact['path']} is missing")
-        elif sha256_file(file) != artifact["sha256"]:
-            problems.append(f"artifact {artifact['path']} changed after the run (sha256 mismatch)")
-    return problems
-
-
-def _after(folder: Path, began: str | None) -> bool:
-    """Runs from before the history began (older reports) are not evidence of a removed record."""
     try:
-        started = json.loads((folder / "results.json").read_text(encoding="utf-8"))["started_at"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return True
-    return began is None or started >= began
+        with FileLock(str(path) + ".lock", timeout=60):
+            created = not path.exists()
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                if created:
+                    _fsync_directory(path.parent)
+                written = []
+                last, torn = _tail(fd)
+                if torn is not None:
+                    note = _set_aside(path, fd, torn, record, runs_dir)
+                    written.append(last := _write(fd, chained(note, last, signer)))
+                written.append(_write(fd, chained(record, last, signer)))
+                return written
+            finally:
+                os.close(fd)
+    except Timeout:
+        raise HistoryError(f"{path}: another process has held {path.name}.lock for 60 s") from None
+    except OSError as error:
+        raise HistoryError(f"{path}: cannot append the history record: {error.strerror or error}") from None
+
+
+def _tail(fd: int) -> tuple[dict | None, tuple[int, bytes] | None]:
+    """The last valid record, and the torn last line as (offset, bytes) when there is one.
+
+    Torn: a last line that is not JSON (a crash, a full disk, a tail of NUL bytes). A last line that is
+    JSON but lacks its newline gets it. A JSON line with a wrong hash or wrong types is not torn: that is
+    tampering, and stays for ``verify`` to name; the chain goes on from the last record it can chain on.
+    """
+    size = os.fstat(fd).st_size
+    data = os.pread(fd, size, 0)
+    pieces = data.split(b"\n")
+    complete, partial = pieces[:-1], pieces[-1]
+    last_piece = partial if partial else (complete[-1] if complete else None)
+    if last_piece is None:
+        return None, None
+    before = complete if partial else complete[:-1]
+    if loads(last_piece) is not TORN:
+        if partial:
+            os.write(fd, b"\n")
+        before = [*before, last_piece]
+        return next((r for line in reversed(before) if (r := parse(line)) is not None), None), None
+    offset = size - len(partial) if partial else size - len(complete[-1]) - 1
+    last = next((r for line in reversed(before) if (r := parse(line)) is not None), None)
+    return last, (offset, data[offset:])
+
+
+def _set_aside(path: Path, fd: int, torn: tuple[int, bytes], record: dict, runs_dir: Path | None) -> dict:
+    """Move the torn bytes to a side file, cut them from the history, and say so in a ``torn`` record."""
+    offset, data = torn
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    side, attempt = path.with_name(f"{path.name}.torn-{stamp}"), 1
+    while side.exists():
+        attempt += 1
+        side = path.with_name(f"{path.name}.torn-{stamp}-{attempt}")
+    with open(side, "xb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.ftruncate(fd, offset)
+    os.fsync(fd)
+    cited = {(path.parent / a["path"]).parent.resolve() for a in record.get("artifacts", [])}
+    return {"type": "torn", "recorded_at": now_utc(), "operator": operator(), "host": platform.node(),
+            "set_aside": side.name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+            "unrecorded": [name for name, folder in unrecorded_folders(path, read(path), runs_dir)
+                           if folder.resolve() not in cited]}
+
+
+def _write(fd: int, record: dict) -> dict:
+    """One ``write`` of the whole line, fsynced; a short or failed write is cut back off, never left torn."""
+    data = (json.dumps(record, sort_keys=True) + "\n").encode()
+    start = os.fstat(fd).st_size
+    try:
+        if os.write(fd, data) != len(data):
+            raise OSError(28, "No space left on device (short write)")
+        os.fsync(fd)
+    except OSError:
+        try:
+            os.ftruncate(fd, start)
+        except OSError:
+            pass
+        raise
+    return record
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
