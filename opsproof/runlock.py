@@ -95,6 +95,16 @@ class RunLock:
         return [h for h in map(_read, suites) if h and _may_hold(h)]
 
 
+def wait_seconds(value: str) -> float:
+    """``--wait-lock``: a duration (``30s``, ``5m``) or plain seconds; a ValueError names the value."""
+    from opsproof.environment.base import parse_duration
+
+    try:
+        return float(value) if value.replace(".", "", 1).isdigit() else parse_duration(value)
+    except ValueError:
+        raise ValueError(f"--wait-lock: {value!r} is not a duration like 30s, 5m or 1h") from None
+
+
 def describe(holder: dict) -> str:
     command = " ".join(holder.get("cmdline") or [])[:120] or "?"
     return (f"pid {holder.get('pid')} on host {holder.get('host')}, started {holder.get('started_at')}, "

@@ -7,7 +7,8 @@ runs and a shared chain in S3-compatible object storage.
 
 from opsproof.history.chain import GENESIS, HISTORY_FILE, HistoryError, append, history_path, read, record_hash
 from opsproof.history.record import ARTIFACTS, git_revision, operator, record_for_run, sha256_file
-from opsproof.history.verify import Trust, Verification, verify
+from opsproof.history.verify import Trust, Verification, pruned_artifacts, trusted_runs, verify
 
 __all__ = ["ARTIFACTS", "GENESIS", "HISTORY_FILE", "HistoryError", "Trust", "Verification", "append", "git_revision",
-           "history_path", "operator", "read", "record_for_run", "record_hash", "sha256_file", "verify"]
+           "history_path", "operator", "pruned_artifacts", "read", "record_for_run", "record_hash", "sha256_file",
+           "trusted_runs", "verify"]

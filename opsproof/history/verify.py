@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from opsproof.history import schema
-from opsproof.history.chain import GENESIS, TORN, lines, loads, read, record_hash
+from opsproof.history.chain import GENESIS, TORN, lines, loads, parse, read, record_hash
 from opsproof.history.folders import unrecorded_folders
 from opsproof.history.record import sha256_file
 
@@ -57,8 +57,7 @@ def verify(path: Path, check_artifacts: bool = True, runs_dir: Path | None = Non
     result = Verification(path, trust=trust)
     found = lines(path)
     parsed = [(number, loads(line)) for number, line, _ in found]
-    pruned = {a["path"] for _, r in parsed if r is not TORN and schema.problem(r) is None and r.get("type") == "prune"
-              for run in r["pruned"] for a in run["artifacts"]}
+    pruned = pruned_artifacts([r for _, r in parsed if isinstance(r, dict)])
     forgiven: dict[str, int] = {}  # run folders whose record a torn line took -> the torn record's line
     walk = _Walk(result)
     for number, record in parsed:
@@ -197,3 +196,15 @@ def artifact_problems(base: Path, record: dict, pruned: set[str] = frozenset()) 
         elif sha256_file(file) != artifact["sha256"]:
             problems.append(f"artifact {artifact['path']} changed after the run (sha256 mismatch)")
     return problems
+
+
+def pruned_artifacts(records: list[dict]) -> set[str]:
+    """Paths of the artifacts that prune records say were removed under retention."""
+    return {a["path"] for r in records if r.get("type") == "prune" and schema.problem(r) is None
+            for run in r["pruned"] for a in run["artifacts"]}
+
+
+def trusted_runs(path: Path, result: Verification) -> list[dict]:
+    """The run records of ``path`` that ``result`` found well-shaped and not tampered with, in chain order."""
+    return [record for number, line, _ in lines(path)
+            if number not in result.untrusted and (record := parse(line)) is not None and schema.is_run(record)]
