@@ -46,14 +46,22 @@ class RunLock:
     def what(self) -> str:
         return f"environment {self.environment}" + ("" if self.exclusive else f", suite {self.suite}")
 
-    def acquire(self, wait_s: float = 0.0) -> None:
-        """Take the locks within ``wait_s`` seconds, else raise ``RunLocked`` naming the holder(s)."""
+    def acquire(self, wait_s: float = 0.0, waiting=None) -> None:
+        """Take the locks within ``wait_s`` seconds, else raise ``RunLocked`` naming the holder(s).
+        ``waiting(holders)`` is told once when the run has to wait."""
         deadline = time.monotonic() + wait_s
+
+        def busy() -> None:
+            nonlocal waiting
+            if waiting is not None:
+                waiting("; ".join(describe(h) for h in self._holders()) or "a holder that left no name")
+                waiting = None
+
         take_env = self._env.acquire_write if self.exclusive else self._env.acquire_read
-        if not _within(take_env, deadline):
+        if not _within(take_env, deadline, busy):
             raise RunLocked(self._refusal(wait_s))
         try:
-            if not self.exclusive and not _within(self._suite.acquire, deadline):
+            if not self.exclusive and not _within(self._suite.acquire, deadline, busy):
                 raise RunLocked(self._refusal(wait_s))
         except BaseException:  # refused, or Ctrl-C while waiting: let go of the environment's lock too
             self._env.release()
@@ -80,7 +88,7 @@ class RunLock:
                                  else f"run-{self.environment}.holder.json")
 
     def _refusal(self, wait_s: float) -> str:
-        named = "; ".join(describe(h) for h in self._holders()) or "a holder that left no name (an older opsproof?)"
+        named = "; ".join(describe(h) for h in self._holders()) or "a holder that left no name"
         return (f"{self.what} is locked by another run: {named}; gave up after waiting {wait_s:g} s "
                 f"(--wait-lock)")
 
@@ -111,7 +119,7 @@ def describe(holder: dict) -> str:
             f"suite {holder.get('suite')} ({command})")
 
 
-def _within(take, deadline: float) -> bool:
+def _within(take, deadline: float, busy) -> bool:
     while True:
         try:
             take(timeout=0, blocking=False)
@@ -119,6 +127,7 @@ def _within(take, deadline: float) -> bool:
         except Timeout:
             if time.monotonic() >= deadline:
                 return False
+            busy()
             time.sleep(POLL_S)
 
 
