@@ -75,8 +75,8 @@ def load_signer(value: str, env_file: Path | None) -> Signer:
         raise ValueError(f"{shown}: not an unencrypted Ed25519 private key in PEM or OpenSSH format "
                          f"(make one with: ssh-keygen -t ed25519 -N '' -f history_key)") from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"{shown}: a {type(key).__name__.removeprefix('_')} key; history records are signed "
-                         f"with Ed25519 (ssh-keygen -t ed25519)")
+        raise ValueError(f"{shown}: an {type(key).__name__}, not an Ed25519 key (make one with: ssh-keygen -t "
+                         f"ed25519 -N '' -f history_key)")
     return Signer(key)
 
 
