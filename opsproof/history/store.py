@@ -52,7 +52,8 @@ class EvidenceStore:
 
             s3 = self.settings.s3
             secret = lambda v: v.get_secret_value() if v is not None else None  # noqa: E731
-            config = Config(connect_timeout=s3.timeout_s, read_timeout=s3.timeout_s, retries={"max_attempts": 2})
+            config = Config(connect_timeout=s3.timeout_s, read_timeout=s3.timeout_s,
+                            retries={"mode": "standard", "total_max_attempts": 2})
             self._client = boto3.client("s3", endpoint_url=s3.endpoint_url, region_name=s3.region, config=config,
                                         aws_access_key_id=secret(s3.access_key_id),
                                         aws_secret_access_key=secret(s3.secret_access_key))
@@ -127,7 +128,7 @@ class EvidenceStore:
         ``known_seq``, a sequence number seen before, spares listing the keys before it."""
         last = self.head(max(known_seq - 1, 0))
         for _ in range(APPEND_ATTEMPTS):
-            if last is not None and last.get("source", {}).get("hash") == body["source"]["hash"]:
+            if last is not None and last.get("source") == body["source"]:
                 return last  # appended by an attempt that ended before it could say so
             record = chain.chained(body, last, signer)
             data = (json.dumps(record, sort_keys=True) + "\n").encode()
@@ -240,7 +241,7 @@ def catch_up(store: EvidenceStore, history_file: Path, signer=None) -> Upload:
             else:
                 try:
                     folder = store.upload_run(record, history_file.parent)
-                    written = store.append(_store_body(record, folder), signer, state.get("store_seq", 0))
+                    written = store.append(_store_body(record, folder, history_file), signer, state.get("store_seq", 0))
                 except StoreError as error:
                     result.error = str(error)
                     result.pending = sum(schema.is_run(r) for r in todo[index:])
@@ -252,12 +253,13 @@ def catch_up(store: EvidenceStore, history_file: Path, signer=None) -> Upload:
     return result
 
 
-def _store_body(record: dict, folder: str) -> dict:
+def _store_body(record: dict, folder: str, history_file: Path) -> dict:
     """The store's record of a run: the local record's content, its artifacts under ``runs/<folder>/``, and
-    where it came from (the runner's host and its local seq and hash)."""
+    where it came from (the runner's host, its local history, and the local record's seq and hash)."""
     body = {k: v for k, v in record.items() if k not in CHAIN_FIELDS}
     body["artifacts"] = [{**a, "path": f"runs/{folder}/{a['name']}"} for a in record["artifacts"]]
-    body["source"] = {"runner": platform.node(), "seq": record["seq"], "hash": record["hash"]}
+    body["source"] = {"runner": platform.node(), "history": str(history_file.resolve()), "seq": record["seq"],
+                      "hash": record["hash"]}
     body["uploaded_at"] = now_utc()
     return body
 
