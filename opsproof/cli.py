@@ -201,6 +201,7 @@ def cmd_readiness(args: argparse.Namespace, extra: list[str]) -> int:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(render(document, args.format), encoding="utf-8")
     print(f"readiness report: {output}")
+    print(f"  signatures: {document['history']['signing']}")
     for line in document["missing"]:
         print(f"  missing: {line}")
     if not document["history"]["ok"]:

@@ -243,3 +243,17 @@ def test_a_store_that_does_not_answer_costs_its_timeout_once(pytester, endpoint,
     print(f"a run against a silent store took {took:.1f} s (timeout_s 2)")
     assert result.ret == 0 and "evidence store UNREACHABLE" in output and "Read timeout" in output, output
     assert took < 60
+
+
+@pytest.mark.parametrize("store, problem", [
+    ("ssh://backup/evidence", "evidence_store.url: String should match pattern"),
+    ({"url": "s3://evidence/audit", "object_lock": {"mode": "FOREVER", "days": 1}},
+     "evidence_store.object_lock.mode: Input should be 'GOVERNANCE' or 'COMPLIANCE'"),
+    ({"url": "s3://evidence/audit", "object_lock": {"mode": "COMPLIANCE", "days": 0}},
+     "evidence_store.object_lock.days: Input should be greater than or equal to 1"),
+])
+def test_a_store_the_run_cannot_use_is_refused_at_load(tmp_path, capsys, store, problem):
+    env_file = tmp_path / "unit.yaml"
+    env_file.write_text(yaml.safe_dump({"tier": "staging", "evidence_store": store}))
+    code, out, err = cli(capsys, "validate", str(env_file))
+    assert code == 4 and err.startswith(f"opsproof: {env_file}: {problem}"), err
