@@ -81,14 +81,25 @@ def test_prune_removes_old_runs_keeps_drills_and_history_still_verifies(reports,
     assert cli(capsys, tmp_path, "history", "verify").returncode == 0
 
 
-def test_a_changed_or_missing_artifact_is_not_pruned_and_verify_still_names_it(reports, tmp_path, capsys):
+def test_prune_refuses_a_history_that_does_not_verify(reports, tmp_path, capsys):
     old = sorted(p for p in reports.iterdir() if p.is_dir() and p.name.endswith("smoke"))[0]
     (old / "junit.xml").write_text("<testsuites><!-- edited --></testsuites>")
     result = cli(capsys, tmp_path, "prune", "--keep", "90d")
-    assert f"keep   {old.name}: junit.xml missing or changed since the run (kept as evidence" in result.stdout
-    assert old.is_dir()
-    verified = cli(capsys, tmp_path, "history", "verify")
-    assert verified.returncode == 1 and f"artifact {old.name}/junit.xml changed after the run" in verified.stdout
+    assert result.returncode == 1 and result.stderr.startswith(
+        f"opsproof: prune refused: the history does not verify (line 4: artifact {old.name}/junit.xml changed after "
+        f"the run (sha256 mismatch))")
+    assert len(folders(reports)) == 8 and "type" not in history.read(reports / "history.jsonl")[-1]
+
+
+def test_a_changed_artifact_is_never_pruned(reports, tmp_path):
+    from opsproof.history import prune
+
+    old = sorted(p for p in reports.iterdir() if p.is_dir() and p.name.endswith("smoke"))[0]
+    (old / "junit.xml").write_text("<testsuites><!-- edited --></testsuites>")
+    chosen = prune.plan(reports / "history.jsonl", reports, 90 * 86400)
+    assert f"{old.name}: junit.xml missing or changed since the run (kept as evidence; see history verify)" in \
+        chosen.refused
+    assert old.name not in [run["run_id"] for run in chosen.prune]
 
 
 def test_a_deleted_run_folder_is_still_missing_not_pruned(reports, tmp_path, capsys):
@@ -104,6 +115,9 @@ def test_prune_signs_its_record_and_waits_for_no_run(reports, tmp_path, capsys):
     signer = make_key(tmp_path / "key.pem")
     (tmp_path / "unit.yaml").write_text(f"tier: staging\nhistory_signing_key: key.pem\n"
                                         f"history_public_key: {signer.fingerprint}\n")
+    refused = cli(capsys, tmp_path, "prune", "--keep", "90d")  # pinned, and nothing signed yet
+    assert refused.returncode == 1 and "no record is signed, but history_public_key in" in refused.stderr
+    add_run(reports, "signed-run", signer=signer)  # the first run after the key was set
     running = RunLock(reports, "unit", "smoke")
     running.acquire()
     refused = cli(capsys, tmp_path, "prune", "--keep", "90d")
@@ -116,6 +130,7 @@ def test_prune_signs_its_record_and_waits_for_no_run(reports, tmp_path, capsys):
     result = history.verify(reports / "history.jsonl", trust=history.Trust((signer.fingerprint,), "pin"))
     assert result.problems == [] and result.notes == [
         "the 8 record(s) before line 9 are not signed (written before history_signing_key was set)"]
+    assert record["seq"] == 10
 
 
 def test_prune_refuses_bad_durations(reports, tmp_path, capsys):

@@ -16,6 +16,7 @@ valid record.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -86,22 +87,19 @@ def parse(line: bytes | str) -> dict | None:
     return record
 
 
-def lines(path: Path) -> list[tuple[int, bytes, bool]]:
-    """(line number, bytes, newline-terminated) for every line of the file; [] when there is none."""
+def lines(path: Path) -> list[tuple[int, bytes]]:
+    """(line number, bytes) for every line of the file, the last one also when its newline is missing."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return []
     pieces = data.split(b"\n")
-    found = [(n, piece, True) for n, piece in enumerate(pieces[:-1], 1)]
-    if pieces[-1]:
-        found.append((len(pieces), pieces[-1], False))
-    return found
+    return list(enumerate(pieces if pieces[-1] else pieces[:-1], 1))
 
 
 def read(path: Path) -> list[dict]:
     """Every record that parses (for reading; ``verify`` is what judges the chain)."""
-    return [record for _, line, _ in lines(path) if (record := parse(line)) is not None]
+    return [record for _, line in lines(path) if (record := parse(line)) is not None]
 
 
 def append(path: Path, record: dict, signer=None, runs_dir: Path | None = None) -> list[dict]:
@@ -182,7 +180,7 @@ def _write(fd: int, record: dict) -> dict:
     start = os.fstat(fd).st_size
     try:
         if os.write(fd, data) != len(data):
-            raise OSError(28, "No space left on device (short write)")
+            raise OSError(errno.ENOSPC, "No space left on device (short write)")
         os.fsync(fd)
     except OSError:
         try:

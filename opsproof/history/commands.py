@@ -87,7 +87,7 @@ def trust_for(settings: dict, env_file: Path, given: list[str] | None) -> Trust:
     from opsproof.history import signing
 
     for values, source, key in ((given, "--public-key", ""),
-                                (settings.get("history_public_key"), f"history_public_key in {str(env_file)}",
+                                (settings.get("history_public_key"), f"history_public_key in {env_file}",
                                  "history_public_key")):
         if values:
             try:
@@ -98,14 +98,14 @@ def trust_for(settings: dict, env_file: Path, given: list[str] | None) -> Trust:
         signer = signing.load_signer(resolved_section(env_file, "history_signing_key"), env_file)
     except (ConfigError, ValueError):
         return Trust()
-    return Trust((signer.fingerprint,), f"history_signing_key in {str(env_file)}")
+    return Trust((signer.fingerprint,), f"history_signing_key in {env_file}")
 
 
 def verify_command(args: argparse.Namespace, root: Path) -> int:
     from opsproof.history.store import StoreError
 
     try:
-        source = locate(args, root, args.from_store)
+        source = locate(args, root, True if args.from_store else None)
     except ConfigError as error:
         print(f"opsproof: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -136,22 +136,29 @@ def prune_command(args: argparse.Namespace, root: Path) -> int:
             keep_s = parse_duration(args.keep)
         except ValueError as error:
             raise ValueError(f"--keep: {error}") from None
+        if args.keep_last < 0:
+            raise ValueError(f"--keep-last: {args.keep_last} is negative")
         wait_s = wait_seconds(args.wait_lock)
         source = locate(args, root, from_store=False)
         signer = _signer(source)
-    except ValueError as error:
+    except (ValueError, ConfigError) as error:
         print(f"opsproof: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except ConfigError as error:
-        print(f"opsproof: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    lock = RunLock(source.history_file.parent, source.settings["name"], "prune", exclusive=True)
     try:
+        lock = RunLock(source.history_file.parent, source.settings["name"], "prune", exclusive=True)
         lock.acquire(wait_s)
     except RunLocked as refused:
         print(f"opsproof: {refused}", file=sys.stderr)
         return EXIT_LOCKED
+    except OSError as error:
+        print(f"opsproof: prune: cannot lock {source.history_file.parent}: {error.strerror}", file=sys.stderr)
+        return EXIT_FAILED
     try:
+        checked = source.verify()
+        if not checked.ok:  # what is pruned can no longer show what was changed
+            print(f"opsproof: prune refused: the history does not verify ({'; '.join(checked.problems[:3])}); "
+                  f"see opsproof history verify", file=sys.stderr)
+            return EXIT_FAILED
         chosen = prune.plan(source.history_file, source.runs_dir, keep_s, args.keep_last, args.include_drills)
         for run in chosen.prune:
             print(f"{'would prune' if args.dry_run else 'prune'}  {run['run_id']} (suite {run['suite']}, started "

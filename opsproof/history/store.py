@@ -16,6 +16,7 @@ of every object is listed, the first one is used, and a later one is reported as
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -35,6 +36,10 @@ APPEND_ATTEMPTS = 50
 
 class StoreError(Exception):
     """The store could not be reached or refused a request; the message names the request."""
+
+
+class Taken(Exception):
+    """A conditional write found the key already there."""
 
 
 class EvidenceStore:
@@ -133,7 +138,7 @@ class EvidenceStore:
             record = chain.chained(body, last, signer)
             data = (json.dumps(record, sort_keys=True) + "\n").encode()
             try:
-                self._put_new(f"history/{record['seq']:010d}.json", data, _sha256(data))
+                self._put_new(f"history/{record['seq']:010d}.json", data, hashlib.sha256(data).hexdigest())
                 return record
             except Taken:
                 last = self.head(after=record["seq"] - 1)
@@ -153,18 +158,17 @@ class EvidenceStore:
             if not page.get("IsTruncated"):
                 break
             marker = {"KeyMarker": page["NextKeyMarker"], "VersionIdMarker": page["NextVersionIdMarker"]}
-        problems = []
-        for key, found in sorted(versions.items()):
-            if len(found) > 1:
-                problems.append(f"{self.url}{key} was written {len(found)} times (overwritten after it was written); "
-                                f"the first version is used")
-        problems += [f"{self.url}{key} was deleted (a delete marker hides it); the first version is used"
-                     for key in sorted(deleted & set(versions))]
         # S3 lists a key's versions newest first: the last one listed is the one written first
         first = {key: found[-1] for key, found in versions.items() if key.startswith(("history/", "runs/"))}
+        problems = [f"{self.url}{key} was written {len(versions[key])} times (overwritten after it was written); the "
+                    f"first version is used" for key in sorted(first) if len(versions[key]) > 1]
+        problems += [f"{self.url}{key} was deleted (a delete marker hides it); the first version is used"
+                     for key in sorted(deleted & set(first))]
         self._download(first, into)
         history = [into / key for key in sorted(first) if key.startswith("history/")]
-        (into / chain.HISTORY_FILE).write_bytes(b"".join(_line(p.read_bytes()) for p in history))
+        (into / chain.HISTORY_FILE).unlink(missing_ok=True)
+        if history:  # no history objects: verify says there is no history
+            (into / chain.HISTORY_FILE).write_bytes(b"".join(_line(p.read_bytes()) for p in history))
         return problems
 
     def _download(self, first: dict[str, dict], into: Path) -> None:
@@ -191,16 +195,6 @@ class EvidenceStore:
             list(pool.map(fetch, todo))
         into.mkdir(parents=True, exist_ok=True)
         manifest_file.write_text(json.dumps(wanted))
-
-
-class Taken(Exception):
-    """A conditional write found the key already there."""
-
-
-def _sha256(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()
 
 
 def _line(data: bytes) -> bytes:
@@ -233,24 +227,29 @@ def catch_up(store: EvidenceStore, history_file: Path, signer=None) -> Upload:
     result = Upload()
     todo = [r for r in chain.read(history_file) if r["seq"] > state["uploaded_through"]]
     for index, record in enumerate(todo):
-        if schema.is_run(record):
-            missing = [a["name"] for a in record["artifacts"] if not (history_file.parent / a["path"]).is_file()
-                       or sha256_file(history_file.parent / a["path"]) != a["sha256"]]
-            if missing:
-                result.skipped.append(f"{record['run_id']}: {', '.join(missing)} no longer here as recorded")
-            else:
-                try:
-                    folder = store.upload_run(record, history_file.parent)
-                    written = store.append(_store_body(record, folder, history_file), signer, state.get("store_seq", 0))
-                except StoreError as error:
-                    result.error = str(error)
-                    result.pending = sum(schema.is_run(r) for r in todo[index:])
-                    return result
-                result.uploaded.append((record["run_id"], written["seq"]))
-                state["store_seq"] = written["seq"]
-        state["uploaded_through"] = record["seq"]
-        _write_state(state_file, state)
+        try:
+            if schema.is_run(record):
+                _upload(store, record, history_file, signer, state, result)
+            state["uploaded_through"] = record["seq"]
+            _write_state(state_file, state)
+        except (StoreError, OSError) as error:
+            result.error = str(error) if isinstance(error, StoreError) else f"{state_file}: {error.strerror or error}"
+            result.pending = sum(schema.is_run(r) for r in todo[index:])
+            break
     return result
+
+
+def _upload(store: EvidenceStore, record: dict, history_file: Path, signer, state: dict, result: Upload) -> None:
+    base = history_file.parent
+    missing = [a["name"] for a in record["artifacts"]
+               if not (base / a["path"]).is_file() or sha256_file(base / a["path"]) != a["sha256"]]
+    if missing:
+        result.skipped.append(f"{record['run_id']}: {', '.join(missing)} no longer here as recorded")
+        return
+    folder = store.upload_run(record, base)
+    written = store.append(_store_body(record, folder, history_file), signer, state.get("store_seq", 0))
+    result.uploaded.append((record["run_id"], written["seq"]))
+    state["store_seq"] = written["seq"]
 
 
 def _store_body(record: dict, folder: str, history_file: Path) -> dict:

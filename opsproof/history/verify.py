@@ -56,7 +56,7 @@ def verify(path: Path, check_artifacts: bool = True, runs_dir: Path | None = Non
     """
     result = Verification(path, trust=trust)
     found = lines(path)
-    parsed = [(number, loads(line)) for number, line, _ in found]
+    parsed = [(number, loads(line)) for number, line in found]
     pruned = pruned_artifacts([r for _, r in parsed if isinstance(r, dict)])
     forgiven: dict[str, int] = {}  # run folders whose record a torn line took -> the torn record's line
     walk = _Walk(result)
@@ -206,5 +206,5 @@ def pruned_artifacts(records: list[dict]) -> set[str]:
 
 def trusted_runs(path: Path, result: Verification) -> list[dict]:
     """The run records of ``path`` that ``result`` found well-shaped and not tampered with, in chain order."""
-    return [record for number, line, _ in lines(path)
+    return [record for number, line in lines(path)
             if number not in result.untrusted and (record := parse(line)) is not None and schema.is_run(record)]
