@@ -131,7 +131,9 @@ def signature_holds(record: dict) -> bool:
     """True when ``signature`` is the Ed25519 signature of ``hash`` by the record's ``public_key``."""
     try:
         key = serialization.load_ssh_public_key(record["public_key"].encode())
+        if not isinstance(key, Ed25519PublicKey):
+            return False
         key.verify(base64.b64decode(record["signature"], validate=True), record["hash"].encode())
     except (KeyError, TypeError, AttributeError, ValueError, UnsupportedAlgorithm, InvalidSignature, binascii.Error):
         return False
-    return isinstance(key, Ed25519PublicKey)
+    return True
