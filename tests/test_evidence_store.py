@@ -220,7 +220,7 @@ def test_a_store_that_is_down_keeps_the_runs_here_and_a_later_run_uploads_them(p
     for pending in (1, 2):
         result, output = run(pytester)
         assert result.ret == 0, output  # the verdict does not depend on the store
-        assert f"opsproof: evidence store UNREACHABLE: upload runs/" in output
+        assert "opsproof: evidence store UNREACHABLE: upload runs/" in output
         assert f"the artifacts and history stay here, and {pending} run(s) will be uploaded by the next run" in output
     assert keys(client, name) == []
     env_file.write_text(env_file.read_text().replace(f"127.0.0.1:{refused_port}", endpoint.removeprefix("http://")))
@@ -236,11 +236,12 @@ def test_a_store_that_is_down_keeps_the_runs_here_and_a_later_run_uploads_them(p
 
 def test_a_store_that_does_not_answer_costs_its_timeout_once(pytester, endpoint, bucket, silent_port):
     client, name = bucket
-    project(pytester.path, {**store_section(f"http://127.0.0.1:{silent_port}", name)})
+    store = store_section(f"http://127.0.0.1:{silent_port}", name)
+    project(pytester.path, {**store, "s3": {**store["s3"], "timeout_s": 1}})
     started = time.monotonic()
     result, output = run(pytester)
     took = time.monotonic() - started
-    print(f"a run against a silent store took {took:.1f} s (timeout_s 2)")
+    print(f"a run against a silent store took {took:.1f} s (timeout_s 1)")
     assert result.ret == 0 and "evidence store UNREACHABLE" in output and "Read timeout" in output, output
     assert took < 60
 

@@ -3,10 +3,8 @@ a write that fails is cut back off, so a crash can tear only the last line."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 from opsproof import history
@@ -53,7 +51,7 @@ def test_a_torn_last_line_is_set_aside_and_the_next_three_runs_record(pytester):
     assert lost["unrecorded"] == [second_run] and lost["bytes"] == 200 and lost["set_aside"] == side.name
     result = history.verify(path, runs_dir=path.parent)
     assert result.ok, result.problems
-    assert result.notes[0].startswith(f"line 2: a torn last line (200 bytes, sha256 ") and side.name in result.notes[0]
+    assert result.notes[0].startswith("line 2: a torn last line (200 bytes, sha256 ") and side.name in result.notes[0]
     assert result.notes[1] == (f"run folder {second_run} has no history record: its record was lost in the torn line "
                                f"set aside at line 2")
 
@@ -74,18 +72,21 @@ def test_a_tail_of_nul_bytes_is_torn_and_a_json_last_line_without_its_newline_is
     assert third["seq"] == 4 and history.verify(path).ok
 
 
-def test_verify_cli_reports_the_set_aside_line_and_stays_green(pytester):
+def test_verify_cli_reports_the_set_aside_line_and_stays_green(pytester, capsys):
+    from opsproof.cli import main
+
     path = project(pytester)
     assert run(pytester).ret == 0
     fragment = b'{"artifacts": [{"name": "junit.xml", "pa'  # a record cut short
     path.write_bytes(path.read_bytes() + fragment)
     assert run(pytester).ret == 0
-    result = subprocess.run([sys.executable, "-m", "opsproof.cli", "history", "verify", "--env",
-                             str(pytester.path / "environments" / "unit.yaml"), "--reports-dir",
-                             str(pytester.path / "reports")], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert f"NOTE {path}: line 2: a torn last line ({len(fragment)} bytes, sha256 " in result.stdout
-    assert "history intact" in result.stdout
+    capsys.readouterr()
+    code = main(["history", "verify", "--env", str(pytester.path / "environments" / "unit.yaml"), "--reports-dir",
+                 str(pytester.path / "reports")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"NOTE {path}: line 2: a torn last line ({len(fragment)} bytes, sha256 " in out
+    assert "history intact" in out
 
 
 FILL_TO_THE_LIMIT = """\
