@@ -14,7 +14,7 @@ from pathlib import Path
 from opsproof.errors import ConfigError, SandboxError
 from opsproof.paths import project_root
 
-EXIT_OK, EXIT_GATING, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_USAGE = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_GATING, EXIT_INTERRUPTED, EXIT_USAGE = 0, 1, 2, 4
 SUITES = ("smoke", "nightly", "backup", "dr")
 # Plugins that arrive with dependencies but play no part in a checks run: not loading them saves ~0.4 s.
 UNUSED_PLUGINS = ("anyio", "pytest_httpserver")
@@ -195,8 +195,7 @@ def cmd_readiness(args: argparse.Namespace, extra: list[str]) -> int:
         print(f"opsproof: evidence store: {error}", file=sys.stderr)
         return EXIT_GATING
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    beside = source.history_file.parent if source.label == str(source.history_file) else \
-        source.reports_dir / source.settings["name"]  # read from the store: the local reports folder
+    beside = source.reports_dir / source.settings["name"] if source.store_url else source.history_file.parent
     output = Path(args.output) if args.output else beside / f"readiness-{stamp}.{args.format}"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(render(document, args.format), encoding="utf-8")

@@ -27,6 +27,7 @@ from filelock import FileLock, ReadWriteLock, Timeout
 from opsproof.processes import identity, same_process
 
 POLL_S = 0.2
+EXIT_LOCKED = 3  # the exit code of a run (or prune) refused the lock
 
 
 class RunLocked(Exception):

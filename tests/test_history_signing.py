@@ -144,8 +144,7 @@ def test_a_forged_drill_is_not_shown_as_evidence_when_the_key_is_pinned(tmp_path
     env_file.write_text("tier: staging\n")
     from opsproof.history.commands import Source
 
-    source = Source({"name": "unit", "tier": "staging"}, env_file, path, path.parent, path.parent.parent, str(path),
-                    trust)
+    source = Source({"name": "unit", "tier": "staging"}, env_file, path, path.parent, path.parent.parent, trust)
     doc = compose(source.settings, env_file, path, now=NOW, source=source)
     assert doc["drills"]["dr"]["finished_at"] == (NOW - timedelta(days=400)).isoformat()  # the real, old one
     assert "no DR drill in the last 365 days" in doc["missing"]

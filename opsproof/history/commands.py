@@ -11,7 +11,7 @@ from opsproof.errors import ConfigError
 from opsproof.history.chain import HistoryError, history_path
 from opsproof.history.verify import Trust, Verification, verify
 
-EXIT_OK, EXIT_FAILED, EXIT_LOCKED, EXIT_USAGE = 0, 1, 3, 4
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 4
 
 
 @dataclass
@@ -23,9 +23,13 @@ class Source:
     history_file: Path
     runs_dir: Path
     reports_dir: Path
-    label: str  # what to call it: the file, or the store's URL
     trust: Trust = field(default_factory=Trust)
+    store_url: str | None = None  # read from the evidence store (copied to history_file's folder)
     store_problems: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.store_url}history/" if self.store_url else str(self.history_file)
 
     def verify(self) -> Verification:
         result = verify(self.history_file, runs_dir=self.runs_dir, trust=self.trust)
@@ -44,7 +48,7 @@ def locate(args: argparse.Namespace, root: Path, from_store: bool | None = None)
     reports = Path(args.reports_dir).resolve() if getattr(args, "reports_dir", None) else root / "reports"
     local = history_path(reports, settings["name"], settings.get("history_dir"), env_file)
     trust = trust_for(settings, env_file, getattr(args, "public_key", None))
-    source = Source(settings, env_file, local, reports / settings["name"], reports, str(local), trust)
+    source = Source(settings, env_file, local, reports / settings["name"], reports, trust)
     if from_store is None:
         from_store = bool(settings.get("evidence_store")) and not local.exists()
     if not from_store:
@@ -55,8 +59,7 @@ def locate(args: argparse.Namespace, root: Path, from_store: bool | None = None)
     mirror = default_mirror(store)
     print(f"reading the history from the evidence store {store.url} (copied to {mirror})", file=sys.stderr)
     problems = store.mirror(mirror)
-    return Source(settings, env_file, mirror / local.name, mirror / "runs", reports, f"{store.url}history/", trust,
-                  problems)
+    return Source(settings, env_file, mirror / local.name, mirror / "runs", reports, trust, store.url, problems)
 
 
 def open_store(env_file: Path, settings: dict):
@@ -129,7 +132,7 @@ def prune_command(args: argparse.Namespace, root: Path) -> int:
     """Remove run folders older than ``--keep`` under the environment-wide lock, recording them first."""
     from opsproof.environment.base import parse_duration
     from opsproof.history import prune
-    from opsproof.runlock import RunLock, RunLocked, wait_seconds
+    from opsproof.runlock import EXIT_LOCKED, RunLock, RunLocked, wait_seconds
 
     try:
         try:
