@@ -1,7 +1,7 @@
-"""The ``opsproof`` command: run, validate, sandbox up|status|down, demo, history verify, readiness.
+"""The ``opsproof`` command: run, validate, sandbox up|status|down, demo, history verify, prune, readiness.
 
 Exit codes: 0 nothing gating failed; 1 a gating check failed or errored; 2 interrupted;
-4 usage or environment-file error.
+3 another run of the environment (and suite) holds the lock; 4 usage or environment-file error.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ def _pytest_args(args: argparse.Namespace, suite: str | None) -> list[str]:
         command += ["--reports-dir", str(Path(args.reports_dir).resolve())]
     if args.workers:
         command += ["-n", str(args.workers), "--dist", "loadgroup"]  # a drill's checks share one worker
+    if args.wait_lock:
+        command += ["--wait-lock", args.wait_lock]
     return command
 
 
@@ -157,35 +159,16 @@ def cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
     return max(codes, default=EXIT_OK)
 
 
-def _history_of(args: argparse.Namespace):
-    """The environment's history file, read without resolving ${VAR}s (the sandbox may be down)."""
-    from opsproof.environment import find_environment
-    from opsproof.environment.loader import environment_settings
-    from opsproof.history import history_path
-
-    root = project_root()
-    path = find_environment(args.env, root / "environments")
-    settings = environment_settings(path)
-    reports = Path(args.reports_dir).resolve() if args.reports_dir else root / "reports"
-    return settings, path, history_path(reports, settings["name"], settings.get("history_dir"), path)
-
-
 def cmd_history(args: argparse.Namespace, extra: list[str]) -> int:
-    from opsproof.history import verify
+    from opsproof.history.commands import verify_command
 
-    try:
-        _, _, path = _history_of(args)
-    except ConfigError as error:
-        print(f"opsproof: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    result = verify(path)
-    for problem in result.problems:
-        print(f"TAMPERED {path}: {problem}")
-    if result.ok:
-        print(f"history intact: {path} ({result.records} records, chain and artifact hashes verified)")
-        return EXIT_OK
-    print(f"history verification FAILED: {len(result.problems)} problem(s) in {path}")
-    return EXIT_GATING
+    return verify_command(args, project_root())
+
+
+def cmd_prune(args: argparse.Namespace, extra: list[str]) -> int:
+    from opsproof.history.commands import prune_command
+
+    return prune_command(args, project_root())
 
 
 def cmd_readiness(args: argparse.Namespace, extra: list[str]) -> int:
@@ -199,17 +182,25 @@ def cmd_readiness(args: argparse.Namespace, extra: list[str]) -> int:
     except ValueError as error:
         print(f"opsproof: --since: {error}", file=sys.stderr)
         return EXIT_USAGE
+    from opsproof.history.commands import locate
+    from opsproof.history.store import StoreError
+
     try:
-        settings, env_file, history_file = _history_of(args)
-        document = compose(settings, env_file, history_file, since)
+        source = locate(args, project_root(), True if getattr(args, "from_store", False) else None)
+        document = compose(source.settings, source.env_file, source.history_file, since, source=source)
     except ConfigError as error:
         print(f"opsproof: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except StoreError as error:
+        print(f"opsproof: evidence store: {error}", file=sys.stderr)
+        return EXIT_GATING
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    output = Path(args.output) if args.output else history_file.parent / f"readiness-{stamp}.{args.format}"
+    beside = source.reports_dir / source.settings["name"] if source.store_url else source.history_file.parent
+    output = Path(args.output) if args.output else beside / f"readiness-{stamp}.{args.format}"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(render(document, args.format), encoding="utf-8")
     print(f"readiness report: {output}")
+    print(f"  signatures: {document['history']['signing']}")
     for line in document["missing"]:
         print(f"  missing: {line}")
     if not document["history"]["ok"]:
@@ -229,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--expect-version", metavar="TAG", help="image tag the Kubernetes workloads must run")
         sub.add_argument("--reports-dir", help="where reports go (default reports/)")
         sub.add_argument("-n", "--workers", type=int, help="run checks in N processes (pytest-xdist)")
+        sub.add_argument("--wait-lock", metavar="DURATION",
+                         help="wait this long (30s, 5m) for another run of the environment to end (default: exit 3)")
 
     run = commands.add_parser("run", help="run checks against an environment (extra args go to pytest)")
     run.add_argument("--suite", choices=SUITES, help="smoke, nightly, backup or dr (default: all)")
@@ -249,7 +242,21 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("action", choices=("verify",))
     hist.add_argument("--env", required=True, help="environment name or YAML file")
     hist.add_argument("--reports-dir", help="where reports go (default reports/)")
+    hist.add_argument("--public-key", action="append", metavar="KEY",
+                      help="trust this key (SHA256 fingerprint, ssh-ed25519 line or key file); default history_public_key")
+    hist.add_argument("--from-store", action="store_true", help="verify the copy in the environment's evidence_store")
     hist.set_defaults(handler=cmd_history)
+
+    prune = commands.add_parser("prune", help="remove run folders older than --keep, recorded in the history")
+    prune.add_argument("--env", required=True, help="environment name or YAML file")
+    prune.add_argument("--keep", required=True, metavar="DURATION", help="keep runs younger than this (90d)")
+    prune.add_argument("--keep-last", type=int, default=0, metavar="N", help="keep the N newest runs of each suite")
+    prune.add_argument("--include-drills", action="store_true",
+                       help="prune runs holding drill records too (they are otherwise kept 400 days)")
+    prune.add_argument("--dry-run", action="store_true", help="say what would be pruned, change nothing")
+    prune.add_argument("--wait-lock", default="0", metavar="DURATION", help="wait this long for runs to end")
+    prune.add_argument("--reports-dir", help="where reports go (default reports/)")
+    prune.set_defaults(handler=cmd_prune)
 
     ready = commands.add_parser("readiness", help="compose the readiness report for audits from the history")
     ready.add_argument("--env", required=True, help="environment name or YAML file")
@@ -257,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     ready.add_argument("--format", choices=("html", "md", "json"), default="html")
     ready.add_argument("--output", metavar="PATH", help="where to write (default reports/<env>/readiness-<time>.<ext>)")
     ready.add_argument("--reports-dir", help="where reports go (default reports/)")
+    ready.add_argument("--from-store", action="store_true",
+                       help="read runs from the environment's evidence_store (the default when there is no local history)")
+    ready.add_argument("--public-key", action="append", metavar="KEY", help="trust this key (as history verify)")
     ready.set_defaults(handler=cmd_readiness)
 
     demo = commands.add_parser("demo", help="sandbox up, every suite against local, sandbox down")

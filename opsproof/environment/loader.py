@@ -90,6 +90,8 @@ def load_environment(path: Path, variables: Mapping[str, str] | None = None) -> 
         raise ConfigError(shown, "name", f"{environment.name!r} does not match the file name {path.stem!r}")
     for value, where in _declared_secrets(environment).items():
         secrets.setdefault(value, where)
+    for value, where in history_key_secrets(environment, path, shown).items():
+        secrets.setdefault(value, where)
     _refuse_short(secrets, shown)
     return LoadedEnvironment(environment, path, frozenset(s for s in secrets if s))
 
@@ -108,7 +110,40 @@ def environment_settings(path: Path) -> dict:
     for key, value in settings.items():
         if value is not None and not isinstance(value, str):
             raise ConfigError(shown, key, "must be text")
+    settings.update({key: raw.get(key) for key in ("history_public_key", "history_signing_key", "evidence_store")})
     return settings
+
+
+def resolved_section(path: Path, key: str):
+    """One top-level section of an environment file with its ${VAR}s resolved (from the process environment, then
+    ``vars_file`` when it can be read): the evidence store's credentials, without every target's secrets."""
+    shown = _shown(path)
+    raw = _read_yaml(path, shown)
+    if not isinstance(raw, dict) or key not in raw:
+        return None
+    try:
+        merged = dict(_read_vars_file(path, raw.get("vars_file"), shown))
+    except ConfigError:
+        merged = {}  # a vars file that is gone (the sandbox is down) leaves the process environment
+    merged.update(os.environ)
+    return _resolve_tree(raw[key], merged, {}, shown, (key,))
+
+
+def history_key_secrets(environment: Environment, path: Path, shown: str) -> dict:
+    """Refuse a signing key or pinned key that cannot be read; the key itself, when given inline, is a secret."""
+    if not (environment.history_signing_key or environment.history_public_key):
+        return {}
+    from opsproof.history import signing  # cryptography is imported only where a key is named
+
+    for key, check in (("history_signing_key", signing.load_signer), ("history_public_key", signing.pinned)):
+        value = getattr(environment, key)
+        if value:
+            try:
+                check(value, path)
+            except ValueError as error:
+                raise ConfigError(shown, key, str(error)) from None
+    key = environment.history_signing_key
+    return {key: ("history_signing_key", None)} if key and key.lstrip().startswith(signing.BEGIN) else {}
 
 
 def _shown(path: Path) -> str:
@@ -217,6 +252,7 @@ def _declared_secrets(environment: Environment) -> dict:
             walk(target, f"{kind}.{name}")
     walk(environment.custom, "custom")
     walk(environment.notify, "notify")
+    walk(environment.evidence_store, "evidence_store")
     return found
 
 

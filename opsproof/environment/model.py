@@ -12,6 +12,7 @@ from pydantic import Field, StringConstraints, ValidationInfo, create_model, fie
 
 from opsproof.environment.base import Model, Severity, Target, TargetName, Tier
 from opsproof.environment.custom import Custom, MeasureName
+from opsproof.environment.evidence_store import EvidenceStore
 from opsproof.environment.kinds import KINDS
 from opsproof.environment.notify import Notify
 
@@ -28,6 +29,11 @@ class Settings(Model):
     waivers_file: str | None = Field(None, description="waivers (default <name>.waivers.yaml beside this file)")
     custom: dict[MeasureName, Custom] = Field(default_factory=dict, description="values for checks of your own")
     notify: Notify | None = Field(None, description="where gating failures are sent: alertmanager, webhook")
+    history_signing_key: str | None = Field(None, description="Ed25519 key signing each history record: a PEM or "
+                                                              "OpenSSH key file (relative to this file), or the key")
+    history_public_key: str | list[str] | None = Field(None, description="the key(s) history verify trusts: a "
+                                                                         "SHA256 fingerprint, ssh-ed25519 line or file")
+    evidence_store: EvidenceStore | None = Field(None, description="s3://bucket/prefix keeping runs off the runner")
 
     @field_validator("*", mode="before")
     @classmethod

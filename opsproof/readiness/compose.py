@@ -31,12 +31,12 @@ def _when(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def _artifacts(base: Path, record: dict) -> list[dict]:
+def _artifacts(base: Path, record: dict, pruned: set[str]) -> list[dict]:
     shown = []
     for artifact in record.get("artifacts", []):
         file = base / artifact["path"]
         if not file.is_file():
-            status = "missing"
+            status = "pruned under retention" if artifact["path"] in pruned else "missing"
         else:
             status = "verified" if history.sha256_file(file) == artifact["sha256"] else "MISMATCH"
         shown.append({**artifact, "status": status})
@@ -61,12 +61,15 @@ def _counts(record: dict) -> dict:
 
 
 def compose(settings: dict, env_file: Path, history_file: Path, since: date | None = None,
-            now: datetime | None = None) -> dict:
+            now: datetime | None = None, source=None) -> dict:
+    """``source`` (``opsproof.history.commands.Source``) says where the runs live and which key to trust;
+    records that do not verify (edited, forged, unsigned after signed ones) are left out of the evidence."""
     now = now or datetime.now(timezone.utc)
     since = since or (now - timedelta(days=90)).date()
     base = history_file.parent
-    check = history.verify(history_file)
-    records = history.read(history_file)
+    check = source.verify() if source is not None else history.verify(history_file)
+    records = history.trusted_runs(history_file, check)
+    pruned = history.pruned_artifacts(history.read(history_file))
     loaded = [(r, _results(base, r)) for r in records]
     in_period = [(r, res) for r, res in loaded if _started_on_or_after(r, since)]
 
@@ -118,7 +121,7 @@ def compose(settings: dict, env_file: Path, history_file: Path, since: date | No
     missing = unreadable + _missing(drills, suites, now)
     control_rows = _controls(latest_checks, drills, suites, now)
     runs = [{k: r.get(k) for k in ("seq", "run_id", "suite", "started_at", "finished_at", "operator", "host",
-                                    "git_revision", "verdict", "hash")} | {"artifacts": _artifacts(base, r)}
+                                    "git_revision", "verdict", "hash")} | {"artifacts": _artifacts(base, r, pruned)}
             for r, _ in in_period]
     return {
         "title": f"Operational readiness: {settings['name']}",
@@ -126,7 +129,9 @@ def compose(settings: dict, env_file: Path, history_file: Path, since: date | No
         "period": {"since": since.isoformat(), "until": today.isoformat()},
         "environment": {"name": settings["name"], "tier": settings.get("tier"),
                         "description": settings.get("description") or "", "file": str(env_file)},
-        "history": {"path": str(history_file), "records": check.records, "ok": check.ok, "problems": check.problems},
+        "history": {"path": source.label if source is not None else str(history_file), "records": check.records,
+                    "ok": check.ok, "problems": check.problems, "notes": check.notes,
+                    "signing": check.signing_line(), "keys": check.keys, "pinned": list(check.trust.fingerprints)},
         "suites": suites,
         "checks": sorted(latest_checks.values(), key=lambda c: c["id"]),
         "drills": {"restore": drills.get("restore"), "dr": drills.get("dr")},
