@@ -7,6 +7,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from opsproof.environment.base import Model, Seconds, Target
+from opsproof.environment.overrides import Release
 
 Name = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")]
 
@@ -19,6 +20,7 @@ class Workload(Model):
     namespace: Name | None = Field(None, description="defaults to the target's namespace")
     container: str | None = Field(None, description="the container whose image is checked (default: all)")
     version: str | None = Field(None, description="expected image tag; --expect-version overrides it")
+    release: Release | None = Field(None, description="release group: --expect-version GROUP=TAG sets its tag")
 
 
 class ServiceExpectation(Model):
