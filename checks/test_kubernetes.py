@@ -30,21 +30,21 @@ def test_workloads_rolled_out(kubernetes_target, kubernetes, evidence):
 
 
 @pytest.mark.p0
-def test_workloads_run_expected_version(kubernetes_target, kubernetes, evidence, pytestconfig):
-    override = pytestconfig.getoption("opsproof_expect_version", None)
+def test_workloads_run_expected_version(kubernetes_target, kubernetes, evidence, expected):
     checked = 0
     for namespace, w in _workloads(kubernetes_target):
-        expected = override or w.version
-        if expected is None:
+        expected_tag = expected.workload_version(namespace, w)
+        if expected_tag is None:
             continue
         tags = judge.running_tags(_pods(kubernetes, namespace, w), w.container)
-        wrong = {container: tag for container, tag in tags.items() if tag != expected}
+        wrong = {container: tag for container, tag in tags.items() if tag != expected_tag}
         evidence.record(f"{namespace}/{w.kind}/{w.name} image_tags", sorted(set(map(str, tags.values()))))
-        evidence.expect(f"{namespace}/{w.kind}/{w.name} containers_not_on_{expected}", wrong, "==", {})
+        evidence.expect(f"{namespace}/{w.kind}/{w.name} containers_not_on_{expected_tag}", wrong, "==", {})
         evidence.expect(f"{namespace}/{w.kind}/{w.name} pods", len(tags), ">=", 1)
         checked += 1
     if not checked:
-        pytest.skip(f"{kubernetes_target.where} expects no version (set one or pass --expect-version)")
+        pytest.skip(f"{kubernetes_target.where} expects no version (set a workload's version, or pass "
+                    "--expect-version NAME=TAG for a workload or release group)")
 
 
 @pytest.mark.p0

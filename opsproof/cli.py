@@ -38,8 +38,8 @@ def _pytest_args(args: argparse.Namespace, suite: str | None) -> list[str]:
         command += ["--gate", args.gate]
     if args.fail_on_warn:
         command.append("--fail-on-warn")
-    if args.expect_version:
-        command += ["--expect-version", args.expect_version]
+    for expected in args.expect_version or ():
+        command += ["--expect-version", expected]
     if args.reports_dir:
         command += ["--reports-dir", str(Path(args.reports_dir).resolve())]
     if args.workers:
@@ -217,7 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--env", help="environment name or YAML file (default: $OPSPROOF_ENV, then local)")
         sub.add_argument("--gate", choices=("p0", "p1", "p2", "p3"), help="least severe level that blocks")
         sub.add_argument("--fail-on-warn", action="store_true", help="warnings block too")
-        sub.add_argument("--expect-version", metavar="TAG", help="image tag the Kubernetes workloads must run")
+        sub.add_argument("--expect-version", metavar="[NAME=]TAG", action="append",
+                         help="tag that workloads and HTTP targets declaring a version must show (repeatable)")
         sub.add_argument("--reports-dir", help="where reports go (default reports/)")
         sub.add_argument("-n", "--workers", type=int, help="run checks in N processes (pytest-xdist)")
         sub.add_argument("--wait-lock", metavar="DURATION",

@@ -22,6 +22,7 @@ from opsproof.environment.datastores import MysqlTarget, PostgresTarget, RedisTa
 from opsproof.environment.dr import DrScenario
 from opsproof.environment.host import HostTarget
 from opsproof.environment.kubernetes import KubernetesTarget
+from opsproof.environment.schema import SchemaTarget
 from opsproof.environment.tcp import TcpTarget
 from opsproof.environment.web import HttpTarget, PrometheusTarget
 
@@ -103,4 +104,5 @@ KINDS: dict[str, Kind] = _checked((
     Kind(MysqlTarget, "opsproof.probes:_mysql", (Items("mysql_invariant", "invariants"),)),
     Kind(PrometheusTarget, "opsproof.probes:_prometheus", (Items("prom_query", "queries"),)),
     Kind(TcpTarget, "opsproof.tcp:TcpProbe.of"),
+    Kind(SchemaTarget, "opsproof.schema.probe:SchemaProbe.of"),
 ))

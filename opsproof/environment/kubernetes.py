@@ -7,6 +7,8 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from opsproof.environment.base import Model, Seconds, Target
+from opsproof.environment.cluster import ClusterExpectations
+from opsproof.environment.overrides import Release
 
 Name = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")]
 
@@ -19,6 +21,7 @@ class Workload(Model):
     namespace: Name | None = Field(None, description="defaults to the target's namespace")
     container: str | None = Field(None, description="the container whose image is checked (default: all)")
     version: str | None = Field(None, description="expected image tag; --expect-version overrides it")
+    release: Release | None = Field(None, description="release group: --expect-version GROUP=TAG sets its tag")
 
 
 class ServiceExpectation(Model):
@@ -35,7 +38,7 @@ class CronJobExpectation(Model):
     max_age_h: Annotated[float, Field(gt=0, le=24 * 366)]
 
 
-class KubernetesTarget(Target):
+class KubernetesTarget(Target, ClusterExpectations):
     """One cluster (kubeconfig + context, or the in-cluster service account) and what must hold there."""
 
     kind: ClassVar[str] = "kubernetes"

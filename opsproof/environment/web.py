@@ -11,6 +11,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, SecretStr, StringConstraints, field_validator, model_validator
 
 from opsproof.environment.base import Model, Seconds, Target
+from opsproof.environment.versions import HttpVersion
 from opsproof.thresholds import Ceiling, Floor, PercentCeiling
 
 JsonScalar = str | int | float | bool | None
@@ -179,6 +180,7 @@ class HttpTarget(Target):
     dependencies: list[Dependency] = Field(default_factory=list)
     tls: TlsExpectation | None = None
     metrics: MetricsExpectation | None = None
+    version: HttpVersion | None = None
 
     @classmethod
     def check_section(cls, targets: dict[str, HttpTarget], environment) -> None:

@@ -13,6 +13,7 @@ import time
 from datetime import datetime, timezone
 
 from opsproof.errors import ProbeError, first_line
+from opsproof.kubernetes.cluster import ClusterReads
 from opsproof.kubernetes.rollout import RolloutError, rollout_status
 
 _CONNECTION_PREFIX = r"^(<[^>]*>|\w+\(host=[^)]*\)): "
@@ -34,7 +35,7 @@ def label_selector(selector: dict) -> str:
     return ",".join(parts)
 
 
-class KubernetesProbe:
+class KubernetesProbe(ClusterReads):
     def __init__(self, kubeconfig: str | None, context: str | None, in_cluster: bool, request_timeout_s: float):
         self._kubeconfig = os.path.expanduser(kubeconfig) if kubeconfig else None
         self._context, self._in_cluster = context, in_cluster
