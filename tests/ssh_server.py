@@ -31,6 +31,7 @@ def sshd(tmp_path_factory):
         KbdInteractiveAuthentication no
         UsePAM no
         StrictModes no
+        SetEnv SHLVL=1
         """))
     (base / "ssh_config").write_text(textwrap.dedent(f"""\
         Host 127.0.0.1
