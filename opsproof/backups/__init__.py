@@ -24,13 +24,24 @@ def _secret(value) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
+def location_of(target, environment):
+    """Where a set's files are: on its ``on:`` host over ssh (a ``local://`` host reads here), in S3, or here."""
+    host = target.host_in(environment)
+    if host is not None and not host.host.startswith("local://"):
+        from opsproof.backups.remote import SshLocation
+
+        return SshLocation(target.location, host, target.read_timeout_s)
+    return open_location(target.location, target.s3)
+
+
 class BackupProbe:
     """``open_probe(target, environment)`` opens the probe of a set's source (Velero reads its cluster's API)."""
 
     def __init__(self, target, environment, open_probe=None):
         self.target, self.environment = target, environment
         self._open_probe = open_probe
-        self.location = open_location(target.location, target.s3) if target.location else None
+        self.location = location_of(target, environment) if target.location else None
+        self._remote = hasattr(self.location, "channel")  # on a host over ssh: judged on the host, or streamed
         self._files: list[BackupFile] | None = None
         self._fetch_dir: Path | None = None
         self._local: dict[str, Path] = {}
@@ -82,6 +93,8 @@ class BackupProbe:
         return self._local[backup.ref]
 
     def sha256(self, backup: BackupFile) -> str:
+        if self._remote:
+            return self.location.sha256(backup)
         return formats.sha256_of(self.local_copy(backup))
 
     def manifest_sha256(self, backup: BackupFile) -> str | None:
@@ -92,12 +105,19 @@ class BackupProbe:
         return formats.parse_manifest(self.location.read_bytes(manifest).decode(errors="replace")).get(backup.name)
 
     def gzip_stream(self, backup: BackupFile) -> str:
+        if self._remote:
+            return self.location.gzip_test(backup)
         return formats.gzip_stream(self.local_copy(backup))
 
     def closing_marker(self, backup: BackupFile) -> str:
+        if self._remote:
+            return formats.marker_in(self.location.tail(backup, self.target.format in formats.GZIPPED),
+                                     self.target.format)
         return formats.closing_marker(self.local_copy(backup), self.target.format)
 
     def custom_dump_read(self, backup: BackupFile) -> str:
+        if self._remote:
+            return formats.read_verdict(self.location.piped(backup, ["pg_restore", "-f", "/dev/null"]))
         return formats.custom_dump_read(self.local_copy(backup))
 
     def rdb_check(self, backup: BackupFile) -> str:
