@@ -42,6 +42,7 @@ class BackupProbe:
         self._open_probe = open_probe
         self.location = location_of(target, environment) if target.location else None
         self._remote = hasattr(self.location, "channel")  # on a host over ssh: judged on the host, or streamed
+        self._scans: dict[tuple[str, bool], object] = {}
         self._files: list[BackupFile] | None = None
         self._fetch_dir: Path | None = None
         self._local: dict[str, Path] = {}
@@ -122,6 +123,41 @@ class BackupProbe:
 
     def rdb_check(self, backup: BackupFile) -> str:
         return formats.rdb_check(self.local_copy(backup))
+
+    # --- files: archives of file storage and secrets ----------------------------------------------
+    def archive(self, backup: BackupFile, verify: bool = True):
+        """The archive's ArchiveScan (verdict, kind, members, total bytes), read once per run."""
+        if (backup.ref, verify) not in self._scans:
+            self._scans[(backup.ref, verify)] = self._scan(backup, verify)
+        return self._scans[(backup.ref, verify)]
+
+    def _scan(self, backup: BackupFile, verify: bool):
+        from opsproof.backups import archives
+
+        if not self._remote:
+            return archives.scan_path(self.local_copy(backup), verify)
+        with self.location.open(backup) as stream:  # a tar streams through the ssh channel
+            try:
+                found = archives.scan(stream.stdout, verify)
+            except archives.ZipNeedsFile:
+                stream.finish(stopped_early=True)
+                return archives.scan_zip(self.local_copy(backup), verify)
+            stream.finish(stopped_early=found.verdict != "complete")
+        return found
+
+    def previous_archives(self) -> list:
+        """Member counts and sizes of the up to ``history`` archives before the latest (whole ones only)."""
+        scans = [self.archive(f, verify=False) for f in self.files()[:-1][-self.target.history:]]
+        return [found for found in scans if found.verdict == "complete"]
+
+    def archive_floors(self) -> tuple[int, int] | None:
+        """The fewest members and bytes the latest archive may hold: recent medians less the allowed drop."""
+        previous = self.previous_archives()
+        if not previous:
+            return None
+        keep = 1 - self.target.size_drop_max_fraction
+        return (int(statistics.median(p.members for p in previous) * keep),
+                int(statistics.median(p.total_bytes for p in previous) * keep))
 
     def verify_base_backup(self, backup: BackupFile) -> str:
         from opsproof.backups.verify_physical import verify_base_backup
