@@ -200,3 +200,13 @@ def test_a_tar_cut_at_a_member_boundary_is_truncated_and_trailing_garbage_corrup
     assert scan_path(tmp_path / "cut.tar").verdict == "truncated (no end-of-archive block after 3 files)"
     assert scan_path(tmp_path / "garbage.tar").verdict == f"corrupt (invalid tar header at byte {third})"
     assert scan(io.BytesIO(b"")).verdict == "truncated (empty file)"
+
+
+def test_a_tar_gz_whose_gzip_checksum_disagrees_is_corrupt_though_tarfile_streams_it(tmp_path):
+    """tarfile's own stream mode (``r|gz``) never checks the gzip trailer; the archive check reads it."""
+    data = bytearray(tar_gz(tmp_path / "a.tar.gz").read_bytes())
+    data[-8:-4] = bytes(b ^ 0xFF for b in data[-8:-4])  # the trailer's CRC-32; every member still decodes
+    (tmp_path / "a.tar.gz").write_bytes(bytes(data))
+    with tarfile.open(tmp_path / "a.tar.gz", mode="r|gz") as archive:
+        assert sum(1 for member in archive if member.isfile()) == FILES
+    assert scan_path(tmp_path / "a.tar.gz").verdict.startswith("corrupt (CRC check failed ")
