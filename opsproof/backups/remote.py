@@ -53,8 +53,10 @@ class SshLocation:
         self.channel = SshChannel.of(host)
 
     def files(self, pattern: str | None = None) -> list[BackupFile]:
-        listing = (f"for f in {shell_glob(pattern or self.pattern)}; do "
-                   f"if [ -f \"$f\" ]; then {_STAT} -- \"$f\" || true; fi; done")
+        # a file pruned between the glob and its stat is skipped, as locally; a stat that fails otherwise is
+        # an error (a host without GNU stat must not read as a missing backup)
+        listing = (f"for f in {shell_glob(pattern or self.pattern)}; do [ -f \"$f\" ] || continue; "
+                   f"{_STAT} -- \"$f\" || [ ! -e \"$f\" ] || exit 3; done")
         return sorted(_listed(self.channel.run(listing).stdout), key=lambda f: (f.modified_at, f.name))
 
     def beside(self, name: str) -> BackupFile | None:
@@ -115,7 +117,7 @@ class SshLocation:
                 tool.wait()
                 raise ProbeError(f"{args[0]} did not finish within {self.read_timeout_s:g} s") from None
             stream.finish(stopped_early=tool.returncode != 0)
-        return subprocess.CompletedProcess(args, tool.returncode, b"", stderr.decode(errors="replace"))
+        return subprocess.CompletedProcess(args, tool.returncode, "", stderr.decode(errors="replace"))
 
     def fetch(self, backup: BackupFile, into: Path) -> Path:
         """A copy in ``into`` (a directory the caller owns and removes), streamed over the channel."""
