@@ -9,7 +9,7 @@ from opsproof.kubernetes.pods import parse_time
 
 pytestmark = [pytest.mark.nightly, pytest.mark.backup]
 
-FILE_FORMATS = ("pg_custom", "pg_plain", "pg_plain_gz", "mysqldump_gz", "redis_rdb")
+FILE_FORMATS = ("pg_custom", "pg_plain", "pg_plain_gz", "mysqldump_gz", "redis_rdb", "files")
 LOCATION_FORMATS = (*FILE_FORMATS, "pg_basebackup")  # listed at a location: base backups are directories
 AGE_UNITS = (("h", 3600), ("min", 60), ("s", 1))
 

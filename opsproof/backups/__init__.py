@@ -24,13 +24,25 @@ def _secret(value) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
+def location_of(target, environment):
+    """Where a set's files are: on its ``on:`` host over ssh (a ``local://`` host reads here), in S3, or here."""
+    host = target.host_in(environment)
+    if host is not None and not host.host.startswith("local://"):
+        from opsproof.backups.remote import SshLocation
+
+        return SshLocation(target.location, host, target.read_timeout_s)
+    return open_location(target.location, target.s3)
+
+
 class BackupProbe:
     """``open_probe(target, environment)`` opens the probe of a set's source (Velero reads its cluster's API)."""
 
     def __init__(self, target, environment, open_probe=None):
         self.target, self.environment = target, environment
         self._open_probe = open_probe
-        self.location = open_location(target.location, target.s3) if target.location else None
+        self.location = location_of(target, environment) if target.location else None
+        self._remote = hasattr(self.location, "channel")  # on a host over ssh: judged on the host, or streamed
+        self._scans: dict[tuple[str, bool], object] = {}
         self._files: list[BackupFile] | None = None
         self._fetch_dir: Path | None = None
         self._local: dict[str, Path] = {}
@@ -82,6 +94,8 @@ class BackupProbe:
         return self._local[backup.ref]
 
     def sha256(self, backup: BackupFile) -> str:
+        if self._remote:
+            return self.location.sha256(backup)
         return formats.sha256_of(self.local_copy(backup))
 
     def manifest_sha256(self, backup: BackupFile) -> str | None:
@@ -92,16 +106,58 @@ class BackupProbe:
         return formats.parse_manifest(self.location.read_bytes(manifest).decode(errors="replace")).get(backup.name)
 
     def gzip_stream(self, backup: BackupFile) -> str:
+        if self._remote:
+            return self.location.gzip_test(backup)
         return formats.gzip_stream(self.local_copy(backup))
 
     def closing_marker(self, backup: BackupFile) -> str:
+        if self._remote:
+            return formats.marker_in(self.location.tail(backup, self.target.format in formats.GZIPPED),
+                                     self.target.format)
         return formats.closing_marker(self.local_copy(backup), self.target.format)
 
     def custom_dump_read(self, backup: BackupFile) -> str:
+        if self._remote:
+            return formats.read_verdict(self.location.piped(backup, ["pg_restore", "-f", "/dev/null"]))
         return formats.custom_dump_read(self.local_copy(backup))
 
     def rdb_check(self, backup: BackupFile) -> str:
         return formats.rdb_check(self.local_copy(backup))
+
+    # --- files: archives of file storage and secrets ----------------------------------------------
+    def archive(self, backup: BackupFile, verify: bool = True):
+        """The archive's ArchiveScan (verdict, kind, members, total bytes), read once per run."""
+        if (backup.ref, verify) not in self._scans:
+            self._scans[(backup.ref, verify)] = self._scan(backup, verify)
+        return self._scans[(backup.ref, verify)]
+
+    def _scan(self, backup: BackupFile, verify: bool):
+        from opsproof.backups import archives
+
+        if not self._remote:
+            return archives.scan_path(self.local_copy(backup), verify)
+        with self.location.open(backup) as stream:  # a tar streams through the ssh channel
+            try:
+                found = archives.scan(stream.stdout, verify)
+            except archives.ZipNeedsFile:
+                stream.finish(stopped_early=True)
+                return archives.scan_zip(self.local_copy(backup), verify)
+            stream.finish(stopped_early=found.verdict != "complete")
+        return found
+
+    def previous_archives(self) -> list:
+        """Member counts and sizes of the up to ``history`` archives before the latest (whole ones only)."""
+        scans = [self.archive(f, verify=False) for f in self.files()[:-1][-self.target.history:]]
+        return [found for found in scans if found.verdict == "complete"]
+
+    def archive_floors(self) -> tuple[int, int] | None:
+        """The fewest members and bytes the latest archive may hold: recent medians less the allowed drop."""
+        previous = self.previous_archives()
+        if not previous:
+            return None
+        keep = 1 - self.target.size_drop_max_fraction
+        return (int(statistics.median(p.members for p in previous) * keep),
+                int(statistics.median(p.total_bytes for p in previous) * keep))
 
     def verify_base_backup(self, backup: BackupFile) -> str:
         from opsproof.backups.verify_physical import verify_base_backup

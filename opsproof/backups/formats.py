@@ -66,13 +66,18 @@ def gzip_stream(path: Path) -> str:
 
 def closing_marker(path: Path, format: str) -> str:
     """``present`` when the dump's closing marker is in its last 64 KiB, else ``missing``."""
-    marker, tail = MARKERS[format], b""
+    tail = b""
     try:
         for chunk in _stream(path, format in GZIPPED):
             tail = (tail + chunk)[-_TAIL:]
     except (EOFError, OSError, zlib.error):
         pass  # a broken stream is judged by gzip_stream; here only the text that could be read counts
-    return "present" if marker in tail else "missing"
+    return marker_in(tail, format)
+
+
+def marker_in(tail: bytes, format: str) -> str:
+    """``present`` when the last 64 KiB of a dump hold its closing marker, else ``missing``."""
+    return "present" if MARKERS[format] in tail[-_TAIL:] else "missing"
 
 
 def _run(args: list[str], timeout_s: float, what: str) -> subprocess.CompletedProcess:
@@ -95,7 +100,11 @@ def first_error(text: str) -> str:
 
 def custom_dump_read(path: Path, timeout_s: float = 600) -> str:
     """``readable``, or pg_restore's first error after reading every data block to /dev/null."""
-    result = _run(["pg_restore", "-f", "/dev/null", str(path)], timeout_s, "custom-format dumps")
+    return read_verdict(_run(["pg_restore", "-f", "/dev/null", str(path)], timeout_s, "custom-format dumps"))
+
+
+def read_verdict(result: subprocess.CompletedProcess) -> str:
+    """``readable``, or the first error of ``pg_restore -f /dev/null`` (given a file, or the dump on stdin)."""
     if result.returncode == 0:
         return "readable"
     return first_error(result.stderr) or f"pg_restore exited {result.returncode}"

@@ -1,33 +1,39 @@
 """Backup sets: what is backed up, where the files are, how they are checked and restored.
 
-A set names its source target (``of: postgres.main``), a ``location`` (a directory glob, or
-``s3://bucket/prefix*.dump`` with ``s3`` connection settings; for ``pg_basebackup`` a glob of base
-backup directories; ``pgbackrest`` and ``barman`` name their repository instead), a ``format``, the RPO and RTO as
-durations ("24h", "30m"), and optionally a checksum manifest, expected tables and a scratch
-``restore_into`` target for the destructive restore drill.
+A set names its source target (``of: postgres.main``), a ``location`` (a directory glob, a path glob on
+a host target with ``on: host.db1``, or ``s3://bucket/prefix*.dump`` with ``s3`` connection settings; for
+``pg_basebackup`` a glob of base backup directories; ``pgbackrest`` and ``barman`` name their repository
+instead), a ``format``, the RPO and RTO as durations ("24h", "30m"), and optionally a checksum manifest, a
+retention policy, expected tables and a scratch ``restore_into`` target for the destructive restore drill.
+``files`` archives (tar, tar.gz, zip of file storage or secrets) need no source, or name their host.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from typing import Annotated, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, StringConstraints, model_validator
+from pydantic import Field, SecretStr, StringConstraints, field_validator, model_validator
 
 from opsproof.environment.base import Duration, Model, Target
 from opsproof.environment.kubernetes import Name as KubernetesName
 
 FORMATS = ("pg_custom", "pg_plain", "pg_plain_gz", "mysqldump_gz", "redis_rdb", "pgbackrest", "pg_basebackup",
-           "barman", "velero")
+           "barman", "velero", "files")
 SOURCE_KIND = {"pg_custom": "postgres", "pg_plain": "postgres", "pg_plain_gz": "postgres",
                "pgbackrest": "postgres", "pg_basebackup": "postgres", "barman": "postgres",
-               "mysqldump_gz": "mysql", "redis_rdb": "redis", "velero": "kubernetes"}
+               "mysqldump_gz": "mysql", "redis_rdb": "redis", "velero": "kubernetes", "files": "host"}
 REPOSITORY_FORMATS = ("pgbackrest", "barman", "velero")  # a tool's catalogue, not files at a location
+REMOTE_FORMATS = ("pg_custom", "pg_plain", "pg_plain_gz", "mysqldump_gz", "redis_rdb", "files")  # readable over ssh
+# On a host, the location is a glob its shell expands: letters, digits, a few path characters and * ? [ ] ! only.
+SHELL_SAFE_GLOB = re.compile(r"^[A-Za-z0-9._/*?\[\]!+:@%,=~-]+$")
 LOGICAL_RESTORE_FORMATS = ("pg_custom", "pg_plain", "pg_plain_gz", "mysqldump_gz")  # into restore_into.dsn
 PHYSICAL_RESTORE_FORMATS = ("pgbackrest", "pg_basebackup")  # into restore_into.data_dir
 WAL_FORMATS = PHYSICAL_RESTORE_FORMATS  # physical sets whose restore replays archived WAL
 Fraction = Annotated[float, Field(gt=0, lt=1)]
+SourceName = Annotated[str, StringConstraints(pattern=r"^(postgres|mysql|redis|kubernetes|host)\.[A-Za-z0-9_.-]+$")]
 
 
 class S3Settings(Model):
@@ -88,6 +94,20 @@ class WalArchiveSettings(Model):
         return self
 
 
+class Retention(Model):
+    """The retention policy as it must hold: at least ``min_count`` backups kept, the oldest at least
+    ``oldest_min_age`` old (a pruning job that deletes too much, or backups that started only lately)."""
+
+    min_count: Annotated[int, Field(ge=1)] | None = None
+    oldest_min_age: Duration | None = Field(None, description="the oldest backup kept is at least this old: 7d")
+
+    @model_validator(mode="after")
+    def _something(self):
+        if self.min_count is None and self.oldest_min_age is None:
+            raise ValueError("give min_count, oldest_min_age or both")
+        return self
+
+
 class TableExpectation(Model):
     min_rows: Annotated[int, Field(ge=0)] = 0
     timestamp: str | None = Field(None, description="column whose newest value gives the achieved RPO")
@@ -121,9 +141,13 @@ class RestoreInto(Model):
 
 class BackupTarget(Target):
     kind: ClassVar[str] = "backups"
-    of: Annotated[str, StringConstraints(pattern=r"^(postgres|mysql|redis|kubernetes)\.[A-Za-z0-9_.-]+$")]
+    of: SourceName | None = Field(None, description="the target backed up (a files set: none, or its host)")
     format: Literal[FORMATS]  # type: ignore[valid-type]
     location: str | None = Field(None, description="directory glob, or s3://bucket/prefix*.ext")
+    on: str | None = Field(None, description="host.NAME: location is a path glob on that host, read over ssh")
+    read_timeout_s: Annotated[float, Field(gt=0, le=86400)] = Field(
+        600.0, description="on a host: each read of a backup's content (checksum, gzip, pg_restore, archive, fetch)")
+    retention: Retention | None = None
     s3: S3Settings | None = None
     pgbackrest: PgBackRestSettings | None = None
     barman: BarmanSettings | None = None
@@ -140,9 +164,35 @@ class BackupTarget(Target):
     restore_into: RestoreInto | None = None
     wal_archive: WalArchiveSettings | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, data):
+        """YAML 1.1 reads a bare ``on:`` key as the boolean true; in a backup set it can only mean ``on``."""
+        if isinstance(data, dict) and True in data and "on" not in data:
+            data = {("on" if key is True else key): value for key, value in data.items()}
+        return data
+
+    @field_validator("location")
+    @classmethod
+    def _supported_scheme(cls, location: str | None):
+        scheme, separator, _ = (location or "").partition("://")
+        if separator and scheme != "s3":
+            raise ValueError(f"scheme {scheme}:// is not supported: give a local (or mounted) path glob, "
+                             f"s3://bucket/prefix, or a path glob on a host target with on: host.NAME")
+        return location
+
+    @field_validator("on")
+    @classmethod
+    def _on_a_host(cls, on: str | None):
+        if on is not None and not on.startswith("host."):
+            raise ValueError(f"{on} is not a host target: on: names a host target of this file (host.NAME)")
+        return on
+
     @model_validator(mode="after")
     def _consistent(self):
-        kind = self.of.split(".", 1)[0]
+        if self.of is None and self.format != "files":
+            raise ValueError(f"format {self.format} needs of: the target it backs up")
+        kind = self.of.split(".", 1)[0] if self.of else SOURCE_KIND[self.format]
         if SOURCE_KIND[self.format] != kind:
             raise ValueError(f"format {self.format} backs up {SOURCE_KIND[self.format]} targets, not {self.of}")
         if self.format == "pgbackrest":
@@ -175,15 +225,40 @@ class BackupTarget(Target):
                              f"not {self.format}")
         if self.wal_archive is not None and self.format != "pgbackrest" and not self.wal_archive.location:
             raise ValueError(f"wal_archive: format {self.format} needs wal_archive.location (the archive directory)")
+        if self.retention is not None and self.format in REPOSITORY_FORMATS:
+            raise ValueError(f"retention: judged on the backups listed at a location, not on {self.format}'s "
+                             f"catalogue")
+        if self.on is not None:
+            self._check_remote()
         if self.location and self.location.startswith("s3://") and self.s3 is None:
             object.__setattr__(self, "s3", S3Settings())
         return self
 
+    def _check_remote(self) -> None:
+        """``on: host.X``: a path glob its shell can expand safely, in a format that can be read over ssh."""
+        if not self.location:
+            raise ValueError("on: needs a location (the path glob on that host)")
+        if self.location.startswith("s3://"):
+            raise ValueError("on: an s3:// location is read from S3, not from a host: remove on")
+        if self.format not in REMOTE_FORMATS:
+            raise ValueError(f"on: format {self.format} is verified in a local (or mounted) directory; "
+                             f"over ssh: {', '.join(REMOTE_FORMATS)}")
+        for key, value in (("location", self.location), ("manifest", self.manifest)):
+            if value is not None and not (SHELL_SAFE_GLOB.match(value) and (key != "location" or value[0] == "/")):
+                raise ValueError(f"{key}: on a host, an absolute path glob of letters, digits, ._-+/:@%,=~ and "
+                                 f"* ? [ ] ! (the host's shell expands it), not {value!r}")
+
     @classmethod
     def check_section(cls, targets: dict[str, BackupTarget], environment) -> None:
         for backup in targets.values():
-            if backup.source_in(environment) is None:
+            if backup.of and backup.source_in(environment) is None:
                 raise ValueError(f"backups.{backup.name}.of: {backup.of} is not a target in this environment")
+            host = backup.host_in(environment)
+            if backup.on and host is None:
+                raise ValueError(f"backups.{backup.name}.on: {backup.on} is not a target in this environment")
+            if host is not None and not host.host.startswith(("ssh://", "local://")):
+                raise ValueError(f"backups.{backup.name}.on: {backup.on} is {host.host}; backups on a host are "
+                                 f"read over OpenSSH (ssh://) or locally (local://)")
         scratch_users: dict[tuple, str] = {}
         for backup in targets.values():  # two drills dropping one scratch database would collide
             if backup.restore_into is None:
@@ -200,8 +275,12 @@ class BackupTarget(Target):
 
     def source_in(self, environment) -> Target | None:
         """The target this set backs up (``of: postgres.main``), or None when the file declares none."""
-        kind, _, name = self.of.partition(".")
+        kind, _, name = (self.of or "").partition(".")
         return (getattr(environment, kind, None) or {}).get(name)
+
+    def host_in(self, environment) -> Target | None:
+        """The host target the location is on (``on: host.db1``), or None (local, mounted or S3)."""
+        return (getattr(environment, "host", None) or {}).get(self.on.partition(".")[2]) if self.on else None
 
     @property
     def rpo_s(self) -> float:
