@@ -47,7 +47,7 @@ class PhysicalRestore:
     """The restore step of a physical drill (see ``Drill``): latest(), restore() -> scratch, clean_up()."""
 
     def __init__(self, backup, location, source_dsn: str | None):
-        from opsproof.sandbox.postgres import bindir
+        from opsproof.postgres.binaries import bindir
 
         self.backup, self.location = backup, location
         self.timeout_s = backup.restore_into.timeout_s
