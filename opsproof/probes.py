@@ -78,7 +78,7 @@ def _host(target, environment: Environment):
 
 
 def _dr(target, environment: Environment):
-    from opsproof.dr import DrDrill
+    from opsproof.drills.dr import DrDrill
 
     return DrDrill(target, environment)
 

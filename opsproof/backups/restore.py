@@ -83,8 +83,15 @@ class LogicalRestore:
             self.scratch.drop()
             return not self.scratch.exists()
         finally:
-            if self.fetch_dir is not None:
-                shutil.rmtree(self.fetch_dir, ignore_errors=True)  # our own folder: a local backup is read in place
+            self.remove_fetched()
+
+    def remove_fetched(self) -> None:
+        """Remove the fetch folder (our own: a local backup is read in place) and close the session."""
+        if self.fetch_dir is not None:
+            shutil.rmtree(self.fetch_dir, ignore_errors=True)
+            self.fetch_dir = None
+        if hasattr(self.scratch, "close"):
+            self.scratch.close()
 
 
 def restore_step(backup, location, password: str | None, source_dsn: str | None = None):

@@ -39,11 +39,21 @@ class StepFailed(Exception):
 
 
 @dataclass(frozen=True)
+class Did:
+    """What a step did, when it has more to say than its detail: a command's output and exit code."""
+
+    detail: str
+    output: str | None = None
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
 class Action:
-    """One step: ``do(deadline)`` (a ``time.monotonic()`` value, or None without a timeout) returns its detail."""
+    """One step: ``do(deadline)`` (a ``time.monotonic()`` value, or None without a timeout) returns its detail
+    (or a ``Did``)."""
 
     name: str
-    do: Callable[[float | None], str | None]
+    do: Callable[[float | None], str | Did | None]
     timeout_s: float | None = None
     kind: str | None = None  # a DR step's type
     target: str | None = None  # what it acts on
@@ -58,7 +68,11 @@ def perform(steps: list[Step], action: Action) -> Step:
     began = time.monotonic()
     deadline = began + action.timeout_s if action.timeout_s else None
     try:
-        entry.detail = action.do(deadline)
+        done = action.do(deadline)
+        if isinstance(done, Did):
+            entry.detail, entry.output_tail, entry.exit_code = done.detail, tail(done.output), done.exit_code
+        else:
+            entry.detail = done
     except StepFailed as failure:
         entry.outcome, entry.error = "failed", str(failure)
         entry.output_tail, entry.exit_code = tail(failure.output), failure.exit_code

@@ -86,6 +86,22 @@ class DrillRecord(BaseModel):
         """What was drilled: ``backup set nightly`` or ``scenario outage``."""
         return f"scenario {self.scenario}" if self.kind == "dr" else f"backup set {self.backup_set}"
 
+    def lines(self) -> list[str]:
+        """The drill in a few lines, as the HTML report shows it beside the check's evidence."""
+        def seconds(value) -> str:
+            return "n/a" if value is None else f"{value:g} s"
+
+        def line(label: str, step: Step) -> str:
+            acted = f" ({step.kind} on {step.target})" if step.kind and step.target else ""
+            said = step.error or step.detail
+            return f"{label} {step.name}{acted}: {step.outcome} in {seconds(step.duration_s)}{f': {said}' if said else ''}"
+
+        confirmed = f"; confirmed by {self.confirmed_by}" if self.confirmed_by else ""
+        return [f"{self.subject}: {self.outcome}; RTO {seconds(self.rto_achieved_s)} of {seconds(self.rto_target_s)}; "
+                f"RPO {seconds(self.rpo_achieved_s)} of {seconds(self.rpo_target_s)}{confirmed}",
+                *(line("step", s) for s in self.steps), *(line("rollback", s) for s in self.rollback),
+                *(f"left: {left}" for left in self.cleanup_left)]
+
     def to_dict(self) -> dict:
         data = self.model_dump()
         data["verifications"] = [m.to_dict() for m in self.verifications]

@@ -1,0 +1,227 @@
+"""DR drills of real systems: a failover to a real streaming replica, and PR-023's Runbook 12 (full system
+recovery), each on a sandbox of this module's own, with RTO and RPO measured from data and the rollback run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import yaml
+
+from opsproof import sandbox as sandbox_module
+from opsproof.processes import alive, free_port, unprivileged_user
+from opsproof.sandbox import postgres as sandbox_pg
+from opsproof.sandbox.processes import running
+
+ROOT = Path(__file__).resolve().parent.parent
+AS_SERVER_USER = "runuser -u postgres -- " if unprivileged_user() else ""  # PostgreSQL refuses root
+
+
+@pytest.fixture(scope="module")
+def box():
+    """A sandbox these tests alone take down; afterwards `down` must stop and remove everything it recorded."""
+    state_dir = Path(tempfile.mkdtemp(prefix="opsproof-test-dr-systems-"))
+    started = sandbox_module.up(state_dir)
+    yield started
+    recorded = json.loads((state_dir / "state.json").read_text())["processes"]
+    sandbox_module.down(state_dir)
+    assert [name for name, p in recorded.items() if alive(p["pid"])] == []
+    assert not state_dir.exists()
+
+
+@pytest.fixture
+def healthy(box, monkeypatch):
+    """The module's sandbox up and healthy before each test (a test that broke it gets it restarted)."""
+    current = sandbox_module.up(Path(box.state_dir))
+    monkeypatch.setenv("DR_PG_PASSWORD", current.pg_password)
+    monkeypatch.setenv("DR_PG_ADMIN_PASSWORD", current.pg_admin_password)
+    monkeypatch.setenv("OPSPROOF_OPERATOR", "dr-test")
+    return current
+
+
+class Standby:
+    def __init__(self, data_dir: Path, port: int):
+        self.data_dir, self.port = data_dir, port
+
+    def admin(self, box):
+        return psycopg.connect(sandbox_pg.dsn(self.port, user=sandbox_pg.ADMIN_USER), password=box.pg_admin_password,
+                               autocommit=True, connect_timeout=5)
+
+
+@pytest.fixture
+def standby(healthy):
+    """A streaming replica of the sandbox's primary (pg_basebackup -R), caught up before the drill."""
+    parent = Path(tempfile.mkdtemp(prefix="opsproof-dr-standby-"))
+    user = unprivileged_user()
+    if user:
+        os.chmod(parent, 0o755)
+        os.chown(parent, user.pw_uid, user.pw_gid)
+    data_dir, port = parent / "data", free_port()
+    conninfo = (f"host=127.0.0.1 port={healthy.pg_port} user={sandbox_pg.ADMIN_USER} "
+                f"password={healthy.pg_admin_password} application_name=dr_standby")
+    result = sandbox_pg._as_server_user([str(sandbox_pg.bindir() / "pg_basebackup"), "-d", conninfo,
+                                         "-D", str(data_dir), "-R", "-X", "stream", "-c", "fast", "--no-sync"])
+    assert result.returncode == 0, result.stderr
+    with open(data_dir / "postgresql.auto.conf", "a") as conf:
+        conf.write(f"primary_conninfo = '{conninfo}'\n")
+    sandbox_pg.start(data_dir, port)
+    made = Standby(data_dir, port)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with psycopg.connect(sandbox_pg.dsn(healthy.pg_port, user=sandbox_pg.ADMIN_USER),
+                             password=healthy.pg_admin_password) as conn:
+            if conn.execute("SELECT count(*) FROM pg_stat_replication WHERE application_name = 'dr_standby' "
+                            "AND state = 'streaming'").fetchone()[0]:
+                break
+        time.sleep(0.2)
+    yield made
+    sandbox_pg.stop(data_dir)
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+def repoint(box, port: int) -> str:
+    body = json.dumps({"dsn": sandbox_pg.dsn(port)})
+    return f"curl -fsS --max-time 5 -X POST --data '{body}' {box.api_url}/_sandbox/database"
+
+
+def pg_ctl(data_dir, action: str) -> str:
+    return f"{AS_SERVER_USER}{sandbox_pg.bindir() / 'pg_ctl'} -D {data_dir} -m fast -w -t 20 {action}"
+
+
+def failover_environment(box, standby: Standby) -> dict:
+    """The sandbox's primary, its replica and the demo API; the scenario fails the API over to the replica."""
+    admin = f"postgresql://{sandbox_pg.ADMIN_USER}@127.0.0.1:{standby.port}/{sandbox_pg.DATABASE}"
+    return {
+        "tier": "sandbox",
+        "http": {"api": {"url": box.api_url, "timeout_s": 3,
+                         "health": {"path": "/health", "status": 200, "json": {"status": "healthy"}}}},
+        "postgres": {"main": {"dsn": box.pg_dsn, "password": "${DR_PG_PASSWORD}", "connect_timeout_s": 2},
+                     "standby": {"dsn": admin, "password": "${DR_PG_ADMIN_PASSWORD}", "connect_timeout_s": 2}},
+        "dr": {"failover": {
+            "sandbox_dir": box.state_dir,
+            "acts_on": ["postgres.main", "postgres.standby", "http.api"],
+            "outage_starts_at": "stop_primary",
+            "steps": [
+                {"name": "stop_primary", "type": "run", "target": "postgres.main", "timeout": "30s",
+                 "command": pg_ctl(box.pg_data_dir, "stop")},
+                {"name": "promote_replica", "type": "promote", "target": "postgres.standby", "timeout": "30s"},
+                {"name": "repoint_api", "type": "run", "target": "http.api", "timeout": "10s",
+                 "command": repoint(box, standby.port)},
+                {"name": "api_healthy", "type": "wait_healthy", "targets": ["http.api", "postgres.standby"],
+                 "timeout": "30s", "every": "0.2s"},
+            ],
+            "verify": {"suite": "smoke", "targets": ["http.api"], "invariants": {
+                "users": {"target": "postgres.standby", "sql": "SELECT count(*) FROM users", "min": 500},
+                "no_negative_balances": {"target": "postgres.standby",
+                                         "sql": "SELECT count(*) FROM wallets WHERE balance < 0", "max": 0}}},
+            "rto": "1m", "rpo": "0s",
+            "rpo_measure": {"marker": {"write": "postgres.main", "read": "postgres.standby"}},
+            "rollback": [
+                {"name": "stop_replica", "type": "run", "target": "postgres.standby", "timeout": "30s",
+                 "command": pg_ctl(standby.data_dir, "stop")},
+                {"name": "start_primary", "type": "sandbox", "action": "start_database", "target": "postgres.main",
+                 "timeout": "1m"},
+                {"name": "repoint_back", "type": "run", "target": "http.api", "timeout": "10s",
+                 "command": repoint(box, box.pg_port)},
+            ],
+        }},
+    }
+
+
+def drill(run) -> dict:
+    return run.record("test_dr_drill_completes_every_step", "failover")["drill"]
+
+
+def assert_back_on_the_primary(box) -> None:
+    """The rollback rebuilt the old topology: the recorded primary runs again and the API uses it."""
+    state = sandbox_module.load(Path(box.state_dir))
+    assert running("postgres", state.processes["postgres"])
+    health = httpx.get(f"{box.api_url}/health", timeout=5)
+    assert health.status_code == 200 and health.json()["status"] == "healthy"
+    with psycopg.connect(box.pg_dsn, password=box.pg_password, connect_timeout=5) as conn:
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0] is False
+
+
+def test_failover_to_a_streaming_replica_loses_nothing_and_rolls_back(healthy, standby, write_env, run_checks):
+    run = run_checks(write_env(failover_environment(healthy, standby)), "--suite", "dr", "--allow-destructive",
+                     "--confirm-drill", "failover")
+    assert run.ret == 0, run.output
+    record = drill(run)
+    assert [(s["name"], s["kind"], s["outcome"]) for s in record["steps"]] == [
+        ("measure_rpo_before", "measure", "passed"), ("stop_primary", "run", "passed"),
+        ("promote_replica", "promote", "passed"), ("repoint_api", "run", "passed"),
+        ("api_healthy", "wait_healthy", "passed"), ("verify", "verify", "passed"),
+        ("measure_rpo_after", "measure", "passed")]
+    assert record["steps"][2]["detail"].startswith("postgres.standby promoted: out of recovery after ")
+    assert [(s["name"], s["outcome"]) for s in record["rollback"]] == [
+        ("stop_replica", "passed"), ("start_primary", "passed"), ("repoint_back", "passed")]
+    assert record["outcome"] == "passed" and record["cleanup_confirmed"] is True and record["cleanup_left"] == []
+    assert 0 < record["rto_achieved_s"] <= 60 and record["rpo_achieved_s"] == 0.0
+    marker = next(v for v in record["verifications"] if v["measure"] == "rpo_marker")
+    assert marker["value"] == "found" and marker["written_to"] == "postgres.main"
+    assert record["confirmed_by"] == "dr-test (--allow-destructive --confirm-drill failover)"
+    assert record["systems"] == ["postgres.main", "postgres.standby", "http.api"]
+    assert record["overhead_s"] < 1.0  # the runner's own time beyond its timed steps
+    outcomes = {r["check"]: r["outcome"] for r in run.results["checks"]}
+    assert outcomes == {"test_dr_drill_completes_every_step": "passed",
+                        "test_dr_recovered_systems_pass_verification": "passed",
+                        "test_dr_recovery_time_is_within_rto": "passed", "test_dr_data_loss_is_within_rpo": "passed",
+                        "test_dr_rollback_leaves_nothing_undone": "passed"}
+    assert_back_on_the_primary(healthy)
+
+
+def test_failover_to_a_replica_that_fell_behind_loses_the_marker_and_fails_on_rpo(
+        healthy, standby, write_env, run_checks):
+    # Pausing replay alone loses nothing: promotion still replays the WAL the replica has received (observed
+    # on PostgreSQL 15). A replica that fell behind has not received it: its WAL receiver is cut, replay paused.
+    with standby.admin(healthy) as conn:
+        conn.execute("ALTER SYSTEM SET primary_conninfo = ''")
+        conn.execute("SELECT pg_reload_conf()")
+        conn.execute("SELECT pg_wal_replay_pause()")
+    run = run_checks(write_env(failover_environment(healthy, standby)), "--suite", "dr", "--allow-destructive",
+                     "--confirm-drill", "failover")
+    assert run.ret == 1
+    record = drill(run)
+    assert record["outcome"] == "failed" and record["failed_step"] is None  # every step ran; the data did not
+    marker = next(v for v in record["verifications"] if v["measure"] == "rpo_marker")
+    assert (marker["value"], marker["verdict"]) == ("lost", "crit") and record["rpo_achieved_s"] is None
+    rpo = run.record("test_dr_data_loss_is_within_rpo", "failover")
+    assert rpo["outcome"] == "failed" and rpo["message"] == (
+        f"rpo_marker ('lost') == 'found' on dr.failover: marker {marker['marker']} written to postgres.main at "
+        f"{marker['written_at']}, looked for on postgres.standby; rpo_achieved_s (None) <= 0 on dr.failover")
+    assert run.record("test_dr_recovery_time_is_within_rto", "failover")["outcome"] == "passed"
+    assert [s["outcome"] for s in record["rollback"]] == ["passed"] * 3
+    assert_back_on_the_primary(healthy)
+
+
+def test_pr023_runbook_12_example_recovers_the_whole_system_within_its_rto(healthy, tmp_path, run_checks):
+    """environments/examples/pr023-full-recovery.yaml, as shipped, on this module's sandbox."""
+    example = (ROOT / "environments" / "examples" / "pr023-full-recovery.yaml").read_text()
+    env = tmp_path / "environments" / "pr023-full-recovery.yaml"
+    env.parent.mkdir()
+    env.write_text(example.replace("../../.opsproof/sandbox/vars.env", str(Path(healthy.state_dir) / "vars.env")))
+    run = run_checks(env, "--suite", "dr", "--allow-destructive", "--confirm-drill", "full-system-recovery")
+    assert run.ret == 0, run.output
+    record = run.record("test_dr_drill_completes_every_step", "full-system-recovery")["drill"]
+    assert [(s["name"], s["kind"]) for s in record["steps"]] == [
+        ("measure_rpo_before", "measure"), ("stop_api", "sandbox"), ("stop_database", "sandbox"),
+        ("stop_cache", "sandbox"), ("check_backup", "run"), ("fresh_database", "sandbox"),
+        ("restore_database", "restore"), ("start_cache", "sandbox"), ("start_api", "sandbox"),
+        ("health_checks", "wait_healthy"), ("verify", "verify"), ("measure_rpo_after", "measure")]
+    restore = record["steps"][6]
+    assert restore["detail"].startswith("backups.nightly bankchain-") and restore["detail"].endswith(
+        "restored into postgres.recovery")
+    assert record["backup_set"] == "nightly" and record["backup_id"].endswith(".sql.gz")
+    assert record["outcome"] == "passed" and 0 < record["rto_achieved_s"] <= 45 * 60
+    assert {v["measure"]: v["value"] for v in record["verifications"] if v["measure"].startswith("invariant.")} == {
+        "invariant.users": 500, "invariant.transactions": 5026, "invariant.reconciliation_logs": 2000}
+    assert next(v for v in record["verifications"] if v["measure"] == "failed_checks")["value"] == {}
+    state = sandbox_module.load(Path(healthy.state_dir))
+    assert running("postgres", state.processes["postgres"]) and running("api", state.processes["api"])
