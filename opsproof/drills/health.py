@@ -76,7 +76,8 @@ def step(step, context):
             if not found.ok:
                 raise StepFailed(f"not healthy within {step.timeout:g} s ({attempts} runs of the {step.suite} "
                                  f"checks): {found.summary()}")
-            return f"{step.suite} checks of {', '.join(step.targets)} passed after {time.monotonic() - started:.2f} s"
+            return (f"{step.suite} checks of {', '.join(step.targets)} passed after {time.monotonic() - started:.2f} s "
+                    f"({attempts} runs)")
         attempts = 0
         while True:
             attempts += 1

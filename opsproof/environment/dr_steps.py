@@ -67,7 +67,7 @@ class DrStep(Model):
 
     @model_validator(mode="after")
     def _keys_of_its_type(self):
-        given = self.model_fields_set - {"name", "type", "timeout"}
+        given = {key for key in self.model_fields_set - {"name", "type", "timeout"} if getattr(self, key) is not None}
         needed, optional = KEYS[self.type]
         if needed - given:
             raise ValueError(f"a {self.type} step needs {', '.join(sorted(needed - given))}")
