@@ -195,3 +195,60 @@ def test_failover_to_a_replica_that_fell_behind_loses_the_marker_and_fails_on_rp
     assert run.record("test_dr_recovery_time_is_within_rto", "failover")["outcome"] == "passed"
     assert [s["outcome"] for s in record["rollback"]] == ["passed"] * 3
     assert_back_on_the_primary(healthy)
+
+
+# --- MariaDB ---------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def mariadb_replica(sandbox, tmp_path):
+    """A second MariaDB replicating the sandbox's, read_only as a replica is; its port."""
+    import pymysql
+
+    from opsproof.processes import stop_pid
+    from opsproof.sandbox import mariadb as sandbox_mariadb
+
+    if "mariadb" not in sandbox.processes:
+        pytest.skip("mariadbd is not installed (apt-get install mariadb-server)")
+    port = free_port()
+    pid = sandbox_mariadb.start(tmp_path, port, server_id=3)
+    root = pymysql.connect(unix_socket=str(tmp_path / "mariadb" / "mysqld.sock"), user="root", autocommit=True)
+    with root.cursor() as cursor:
+        cursor.execute(f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={sandbox.port('mariadb')}, "
+                       f"MASTER_USER='{sandbox_mariadb.ADMIN_USER}', "
+                       f"MASTER_PASSWORD='{sandbox.variables['SANDBOX_MYSQL_ADMIN_PASSWORD']}', "
+                       "MASTER_LOG_FILE='binlog.000001', MASTER_LOG_POS=4")
+        cursor.execute("START REPLICA")
+        cursor.execute("SET GLOBAL read_only = ON")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # caught up: the seeded tables are there
+            cursor.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'bankchain'")
+            if cursor.fetchone()[0] >= 2:
+                break
+            time.sleep(0.2)
+    yield port
+    root.close()
+    stop_pid(pid)
+
+
+def test_promoting_a_mariadb_replica_stops_replication_and_makes_it_writable(sandbox, mariadb_replica, write_env,
+                                                                           run_checks, monkeypatch):
+    monkeypatch.setenv("DR_MYSQL_ADMIN_PASSWORD", sandbox.variables["SANDBOX_MYSQL_ADMIN_PASSWORD"])
+    replica = {"host": "127.0.0.1", "port": mariadb_replica, "user": "opsproof_admin", "database": "bankchain",
+               "password": "${DR_MYSQL_ADMIN_PASSWORD}", "connect_timeout_s": 2}
+    invariants = {"writable": {"target": "mysql.replica", "sql": "SELECT @@global.read_only", "max": 0},
+                  "replicating": {"target": "mysql.replica", "sql": "SELECT count(*) FROM information_schema.processlist"
+                                  " WHERE user = 'system user'", "max": 0},
+                  "transactions": {"target": "mysql.replica", "sql": "SELECT count(*) FROM transactions", "min": 1000}}
+    env = {"tier": "sandbox", "mysql": {"replica": replica},
+           "dr": {"promote": {"acts_on": ["mysql.replica"], "rto": "1m", "verify": {"invariants": invariants},
+                              "steps": [{"name": "promote", "type": "promote", "target": "mysql.replica",
+                                         "timeout": "30s"}]}}}
+    run = run_checks(write_env(env), "--suite", "dr", "--allow-destructive", "--confirm-drill", "promote")
+    assert run.ret == 0, run.output
+    record = run.record("test_dr_drill_completes_every_step", "promote")["drill"]
+    assert record["steps"][0]["detail"].startswith("mysql.replica promoted: replication reset, read_only off after ")
+    assert {v["measure"]: v["value"] for v in record["verifications"] if v["measure"].startswith("invariant.")} == {
+        "invariant.writable": 0, "invariant.replicating": 0, "invariant.transactions": 1014}
+    again = run_checks(write_env(env), "--suite", "dr", "--allow-destructive", "--confirm-drill", "promote")
+    assert again.record("test_dr_drill_completes_every_step", "promote")["message"] == (
+        "stopped_at ('promote: mysql.replica is not a replica: SHOW REPLICA STATUS is empty') == None on dr.promote")

@@ -115,9 +115,11 @@ def promote_step(step, context):
         with session(target, deadline) as db:
             if db.kind == "postgres":
                 _promote_postgres(db, target, deadline)
+                became = "out of recovery"
             else:
                 _promote_mysql(db, target)
-        return f"{target.where} promoted: out of recovery after {time.monotonic() - started:.2f} s"
+                became = "replication reset, read_only off"
+        return f"{target.where} promoted: {became} after {time.monotonic() - started:.2f} s"
 
     return do
 
