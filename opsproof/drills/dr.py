@@ -126,17 +126,17 @@ class _Measures:
         return "; ".join(said)
 
     def _rpo_achieved(self) -> float | None:
+        """Newest row before minus newest after (0 when there was none to lose); else 0 when the marker survived."""
         from datetime import datetime
 
+        if not self.scenario.rpo_measure.timestamp:
+            return 0.0 if self.marker_found else None
         before, after = self.record.newest_data_before, self.record.newest_data_after
-        if self.scenario.rpo_measure.timestamp and self.verified_at is not None:
-            if before is None:
-                return 0.0  # nothing was there to lose
-            if after is not None:
-                lost = (datetime.fromisoformat(before) - datetime.fromisoformat(after)).total_seconds()
-                return round(max(0.0, lost), 3)
+        if before is None and self.verified_at is not None:
+            return 0.0
+        if before is None or after is None:
             return None
-        return 0.0 if self.marker_found else None
+        return round(max(0.0, (datetime.fromisoformat(before) - datetime.fromisoformat(after)).total_seconds()), 3)
 
     # --- verification -------------------------------------------------------------------------------
     def verify(self, deadline) -> str:
