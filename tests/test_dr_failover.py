@@ -235,9 +235,9 @@ def test_promoting_a_mariadb_replica_stops_replication_and_makes_it_writable(san
     monkeypatch.setenv("DR_MYSQL_ADMIN_PASSWORD", sandbox.variables["SANDBOX_MYSQL_ADMIN_PASSWORD"])
     replica = {"host": "127.0.0.1", "port": mariadb_replica, "user": "opsproof_admin", "database": "bankchain",
                "password": "${DR_MYSQL_ADMIN_PASSWORD}", "connect_timeout_s": 2}
+    replication_threads = "SELECT count(*) FROM information_schema.processlist WHERE user = 'system user'"
     invariants = {"writable": {"target": "mysql.replica", "sql": "SELECT @@global.read_only", "max": 0},
-                  "replicating": {"target": "mysql.replica", "sql": "SELECT count(*) FROM information_schema.processlist"
-                                  " WHERE user = 'system user'", "max": 0},
+                  "replicating": {"target": "mysql.replica", "sql": replication_threads, "max": 0},
                   "transactions": {"target": "mysql.replica", "sql": "SELECT count(*) FROM transactions", "min": 1000}}
     env = {"tier": "sandbox", "mysql": {"replica": replica},
            "dr": {"promote": {"acts_on": ["mysql.replica"], "rto": "1m", "verify": {"invariants": invariants},

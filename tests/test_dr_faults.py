@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from test_host_checks import sshd  # noqa: F401 - a real OpenSSH server on a loopback port
 
 from opsproof.processes import alive
-from test_host_checks import sshd  # noqa: F401 - a real OpenSSH server on a loopback port
 
 ROOT = Path(__file__).resolve().parent.parent
 CANARY = "dr-canary-s3cr3t-value"
@@ -88,8 +88,8 @@ def test_a_failing_rollback_is_its_own_gating_failure_saying_what_is_left(tmp_pa
     check = run.record("test_dr_rollback_leaves_nothing_undone", "drill")
     assert check["outcome"] == "failed" and check["gating"] is True
     assert check["message"] == (
-        "rollback_failed_at ('restart: exit 1, expected 0') == None on dr.drill: left behind: steps done change, verify; "
-        "rollback done undo; restart failed: exit 1, expected 0; not run: repoint")
+        "rollback_failed_at ('restart: exit 1, expected 0') == None on dr.drill: left behind: steps done change, "
+        "verify; rollback done undo; restart failed: exit 1, expected 0; not run: repoint")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from opsproof.readiness import render
 from test_readiness import NOW, add_run, check, doc_for, drill, project  # noqa: F401 - project is a fixture
+
+from opsproof.readiness import render
 
 
 def dr_drill(when, outcome: str, rto_s: float, rpo_s: float | None, systems: list[str], **extra) -> dict:
@@ -16,7 +17,7 @@ def dr_drill(when, outcome: str, rto_s: float, rpo_s: float | None, systems: lis
 
 
 def test_each_system_shows_its_latest_drill_and_whether_it_met_rto_and_rpo(project):  # noqa: F811
-    env_file, path = project
+    _, path = project
     reports = path.parent.parent
     older, newer = NOW - timedelta(days=20), NOW - timedelta(days=2)
     add_run(reports, older, "dr", [check("test_dr_drill_completes_every_step", drill=dr_drill(

@@ -19,10 +19,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from opsproof.backups.scratch import RestoreFailed, describe, open_scratch
-from opsproof.errors import ProbeError, first_line
-from opsproof.processes import owned_tempdir
 from opsproof.drills.runner import Action, StepFailed
 from opsproof.drills.runner import run as run_steps
+from opsproof.errors import ProbeError, first_line
+from opsproof.processes import owned_tempdir
 from opsproof.record import DrillRecord, Measurement
 
 COUNTS_SUFFIX = ".counts.json"  # row counts recorded when the backup was taken (the sandbox writes them)

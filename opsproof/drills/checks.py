@@ -10,13 +10,12 @@ a run: the price of judging recovery by the very checks that gate a deploy.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from pathlib import Path
+from xml.etree import ElementTree
 
 from opsproof.paths import project_root
 
@@ -39,8 +38,8 @@ class ChecksRun:
     def summary(self) -> str:
         if self.problem:
             return self.problem
-        failed = "; ".join(f"{name}: {message}" for name, message in self.failed.items())
-        return f"{self.passed} passed, {self.skipped} skipped, {len(self.failed)} failed{': ' if failed else ''}{failed}"
+        failed = "".join(f"; {name}: {message}" for name, message in self.failed.items())
+        return f"{self.passed} passed, {self.skipped} skipped, {len(self.failed)} failed{failed}"
 
 
 def run_checks(env_file: Path, deadline: float | None, suite: str | None = None, targets=(), checks=()) -> ChecksRun:

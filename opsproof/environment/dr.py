@@ -90,7 +90,7 @@ class DrScenario(Target):
     rto: Duration = Field(description="from the outage start to verified healthy")
     rpo: Span | None = Field(None, description="data the recovery may lose, measured by rpo_measure")
     rpo_measure: RpoMeasure | None = None
-    outage_starts_at: StepName | None = Field(None, description="the step whose start is the outage (default: the first)")
+    outage_starts_at: StepName | None = Field(None, description="the step whose start is the outage (default: first)")
     game_day: bool = Field(False, description="production runs it only on a declared game day")
     approver: Annotated[str, StringConstraints(min_length=1)] | None = None
     sandbox_dir: str | None = Field(None, description="the sandbox that `sandbox` steps act on")

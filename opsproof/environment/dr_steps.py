@@ -56,7 +56,7 @@ class DrStep(Model):
         None, description="wait_healthy: until these targets' checks of this suite pass (else their probes answer)")
     every: Duration = Field(1.0, description="wait_healthy: between attempts")
     action: SandboxAction | None = None  # type: ignore[valid-type]
-    backup_dir: str | None = Field(None, description="sandbox restore_database: where *.dump are (default the sandbox's)")
+    backup_dir: str | None = Field(None, description="sandbox restore_database: where *.dump are (else the sandbox's)")
 
     @model_validator(mode="before")
     @classmethod

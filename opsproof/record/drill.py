@@ -93,8 +93,8 @@ class DrillRecord(BaseModel):
 
         def line(label: str, step: Step) -> str:
             acted = f" ({step.kind} on {step.target})" if step.kind and step.target else ""
-            said = step.error or step.detail
-            return f"{label} {step.name}{acted}: {step.outcome} in {seconds(step.duration_s)}{f': {said}' if said else ''}"
+            said = f": {step.error or step.detail}" if step.error or step.detail else ""
+            return f"{label} {step.name}{acted}: {step.outcome} in {seconds(step.duration_s)}{said}"
 
         confirmed = f"; confirmed by {self.confirmed_by}" if self.confirmed_by else ""
         return [f"{self.subject}: {self.outcome}; RTO {seconds(self.rto_achieved_s)} of {seconds(self.rto_target_s)}; "

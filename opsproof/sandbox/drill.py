@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,8 +23,9 @@ from opsproof.errors import first_line
 LOCK_WAIT_S = 600
 
 
-def _sandbox(context):
-    """The sandbox the scenario's ``sandbox_dir`` names, locked for this drill (released when it ends)."""
+def _sandbox(context, deadline: float | None):
+    """The sandbox the scenario's ``sandbox_dir`` names, locked for this drill (released when it ends); another
+    drill's lock is waited for until the step's deadline."""
     from filelock import FileLock, Timeout
 
     from opsproof import sandbox
@@ -34,7 +36,7 @@ def _sandbox(context):
         raise StepFailed(f"no sandbox at {state_dir}: run `opsproof sandbox up`")
     lock = FileLock(str(state_dir / "dr.lock"))
     try:
-        lock.acquire(timeout=LOCK_WAIT_S)
+        lock.acquire(timeout=LOCK_WAIT_S if deadline is None else max(0.0, deadline - time.monotonic()))
     except Timeout:
         raise StepFailed(f"another drill holds {state_dir / 'dr.lock'}") from None
     context.closers.append(lock.release)
@@ -44,7 +46,7 @@ def _sandbox(context):
 def step(step, context):
     """The ``sandbox`` step's action: one of ACTIONS on the scenario's sandbox."""
     def do(deadline) -> str:
-        box = context.once("sandbox", lambda: _sandbox(context))
+        box = context.once("sandbox", lambda: _sandbox(context, deadline))
         return ACTIONS[step.action](box, step)
 
     return do
