@@ -153,6 +153,21 @@ def test_an_unreachable_host_fails_its_step_within_the_hosts_timeout(tmp_path, w
     assert "Connection refused" in step["error"] and step["exit_code"] == 255 and step["duration_s"] < 10
 
 
+def test_a_recovery_that_fails_its_checks_and_invariants_is_not_verified_and_has_no_rto(tmp_path, write_env,
+                                                                                        run_checks):
+    verify = {"checks": ["test_tcp_*"], "targets": ["tcp.port"], "invariants": {
+        "users": {"target": "postgres.main", "sql": "SELECT count(*) FROM users", "min": 1_000_000}}}
+    run = run_checks(write_env(environment(tmp_path, [run_step("change", "true")], verify=verify)), *CONFIRMED)
+    assert run.ret == 1
+    record = drill(run)
+    assert (record["failed_step"], record["error"]) == ("verify", "not verified: failed_checks, invariant.users")
+    assert record["rto_achieved_s"] is None
+    check = run.record("test_dr_recovered_systems_pass_verification", "drill")
+    assert check["outcome"] == "failed" and check["message"] == (
+        "failed_checks ({'test_tcp_port_accepts_connections[port]': \"port_state ('refused') == 'open' on tcp.port\"})"
+        " == {} on dr.drill; invariant.users (500) >= 1000000 on dr.drill")
+
+
 def test_wait_healthy_reruns_the_targets_real_checks_until_they_pass(tmp_path, write_env, run_checks, sandbox,
                                                                        api_faults):
     api_faults(unready="migrations", unready_requests=1)  # the first readiness answer only: the next run passes

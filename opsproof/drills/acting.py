@@ -179,12 +179,18 @@ def newest(target, sql: str, deadline: float | None) -> datetime | None:
     return _utc(value) if value is not None else None
 
 
-def number(target, sql: str, deadline: float | None) -> float | None:
-    """The one number an invariant query returns, read-only."""
+def number(target, sql: str, deadline: float | None) -> int | float | None:
+    """The one number an invariant query returns, read-only (a count stays an integer)."""
+    from opsproof.errors import ProbeError
+    from opsproof.postgres.probe import number as plain
+
     with session(target, deadline) as db:
         rows = db.read(sql)
     value = rows[0][0] if rows and rows[0] else None
-    return float(value) if value is not None else None
+    try:
+        return None if value is None else plain(value, f"{target.where}: the invariant")
+    except ProbeError as error:
+        raise StepFailed(str(error)) from None
 
 
 def _utc(moment: datetime) -> datetime:

@@ -9,6 +9,7 @@ a run: the price of judging recovery by the very checks that gate a deploy.
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import tempfile
@@ -44,7 +45,7 @@ class ChecksRun:
 
 def run_checks(env_file: Path, deadline: float | None, suite: str | None = None, targets=(), checks=()) -> ChecksRun:
     """One inner run of checks/ against ``env_file``; ``deadline`` stops it (its process group) when reached."""
-    from opsproof.drills.command import execute
+    from opsproof.drills.command import execute, last_line
 
     root = project_root()
     scratch = Path(tempfile.mkdtemp(prefix="opsproof-dr-checks-"))
@@ -60,12 +61,13 @@ def run_checks(env_file: Path, deadline: float | None, suite: str | None = None,
     try:
         code, output = execute(argv, deadline=deadline)
         found = _read_junit(scratch / "junit.xml")
+        said = last_line(output)[:300] or "no output"
         if code is None:
-            found.problem = f"the checks did not finish before the step's timeout ({_last(output)})"
+            found.problem = f"the checks did not finish before the step's timeout ({said})"
         elif code == NO_CHECKS:
             found.problem = "no checks selected: check the suite, check names and targets"
         elif code != 0 and not found.failed:
-            found.problem = f"the checks' run exited {code}: {_last(output)}"
+            found.problem = f"the checks' run exited {code}: {said}"
         return found
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -79,18 +81,13 @@ def _read_junit(path: Path) -> ChecksRun:
         name = case.get("name", "?")
         problem = case.find("failure") if case.find("failure") is not None else case.find("error")
         if problem is not None:
-            found.failed[name] = (problem.get("message") or "").strip().splitlines()[0][:300] if problem.get(
-                "message") else "failed"
+            message = (problem.get("message") or "failed").strip().splitlines() or ["failed"]
+            found.failed[name] = re.sub(r"^\S+\.py:\d+: ", "", message[0])[:300]  # the evidence line
         elif case.find("skipped") is not None:
             found.skipped += 1
         else:
             found.passed += 1
     return found
-
-
-def _last(output: str) -> str:
-    lines = [line for line in output.strip().splitlines() if line.strip()]
-    return lines[-1][:300] if lines else "no output"
 
 
 def wait_until_pass(env_file: Path, deadline: float | None, every_s: float, **selection) -> tuple[ChecksRun, int]:

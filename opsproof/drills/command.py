@@ -27,10 +27,10 @@ import time
 from urllib.parse import urlsplit
 
 from opsproof.drills.runner import Did, StepFailed
+from opsproof.host import COMMAND_TIMED_OUT, SSH_UNREACHABLE
 
 OUTPUT_BYTES = 64 * 1024
 KILL_GRACE_S = 2.0
-SSH_UNREACHABLE = 255
 
 
 def _stop_group(process: subprocess.Popen) -> None:
@@ -135,8 +135,8 @@ def step(step, context):
             code, output = execute([*_ssh(host, _control_dir(context)), remote], None, exports,
                                    None if deadline is None else deadline + 3)
             if code == SSH_UNREACHABLE:
-                raise StepFailed(f"ssh {step.host}: {_last_line(output) or 'connection failed'}", output, code)
-            if code == 124:  # coreutils timeout, on the host
+                raise StepFailed(f"ssh {step.host}: {last_line(output) or 'connection failed'}", output, code)
+            if code == COMMAND_TIMED_OUT:  # cut by timeout on the host
                 code = None
         took = time.monotonic() - started
         if code is None:
@@ -148,6 +148,7 @@ def step(step, context):
     return do
 
 
-def _last_line(text: str) -> str:
+def last_line(text: str) -> str:
+    """The last non-empty line of a command's output (``""`` when it printed nothing)."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else ""
