@@ -117,6 +117,16 @@ def _tier(env_name: str) -> str | None:
         return None  # the runs themselves will report the file's problem
 
 
+def _scenarios(env_name: str) -> list[str]:
+    """The environment's DR scenarios: the demo confirms each on the command line (--confirm-drill)."""
+    from opsproof.environment import find_environment, load_environment
+
+    try:
+        return list(load_environment(find_environment(env_name, project_root() / "environments")).environment.dr)
+    except ConfigError:
+        return []
+
+
 def cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
     """Sandbox up, every suite against ``local``, where the reports are, sandbox down."""
     from opsproof import sandbox
@@ -137,6 +147,8 @@ def cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
         for suite in SUITES:
             print(f"\n=== opsproof run --env {args.env} --suite {suite} ===", flush=True)
             destructive = ["--allow-destructive"] if drills_allowed and suite in ("backup", "dr") else []
+            if destructive and suite == "dr":
+                destructive += [f"--confirm-drill={name}" for name in _scenarios(args.env)]
             command = [sys.executable, "-m", "pytest", *_pytest_args(args, suite), "-q", *destructive, *extra]
             code = subprocess.call(command, cwd=root)
             results[suite] = "no checks yet" if code == 5 else ("PASS" if code == 0 else f"exit {code}")

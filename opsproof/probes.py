@@ -77,12 +77,6 @@ def _host(target, environment: Environment):
     return HostProbe(target.host, target.ssh_identity_file, target.ssh_config, target.timeout_s)
 
 
-def _dr(target, environment: Environment):
-    from opsproof.dr import DrDrill
-
-    return DrDrill(target, environment)
-
-
 def _backups(target, environment: Environment):
     from opsproof.backups import BackupProbe
 

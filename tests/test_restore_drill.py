@@ -19,8 +19,8 @@ from opsproof.environment.backups import BackupTarget
 DRILL_KEYS = {"kind", "scenario", "backup_set", "backup_id", "backup_time", "target", "started_at", "finished_at",
               "rto_target_s", "rto_achieved_s", "rpo_target_s", "rpo_achieved_s", "verifications", "steps", "rollback",
               "failed_step", "error", "cleanup_confirmed", "previous_leftovers", "cleanup_left", "outcome",
-              "confirmed_by", "outage_started_at", "newest_data_before",
-              "newest_data_after"}  # one drill record (opsproof.record.DrillRecord)
+              "confirmed_by", "systems", "game_day", "approver", "overhead_s", "outage_started_at",
+              "newest_data_before", "newest_data_after"}  # one drill record (opsproof.record.DrillRecord)
 TABLES = {"users": {"min_rows": 500, "timestamp": "created_at"}, "transactions": {"min_rows": 5000}}
 
 

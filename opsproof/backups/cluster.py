@@ -47,7 +47,7 @@ class PhysicalRestore:
     """The restore step of a physical drill (see ``Drill``): latest(), restore() -> scratch, clean_up()."""
 
     def __init__(self, backup, location, source_dsn: str | None):
-        from opsproof.sandbox.postgres import bindir
+        from opsproof.postgres.binaries import bindir
 
         self.backup, self.location = backup, location
         self.timeout_s = backup.restore_into.timeout_s
@@ -162,13 +162,18 @@ class PhysicalRestore:
 
     def restore(self, latest: BackupFile) -> PostgresScratch:
         """Restore ``latest`` and start it; RestoreFailed with the tool's first error line."""
+        self.restore_files(latest)
+        self._start()
+        return self.scratch
+
+    def restore_files(self, latest: BackupFile) -> Path:
+        """Restore ``latest`` into ``<data_dir>/pgdata`` without starting it (a DR drill starts it as its system)."""
         self._prepare()
         if self.backup.format == "pgbackrest":
             self._restore_pgbackrest(latest)
         else:
             self._restore_base_backup(latest)
-        self._start()
-        return self.scratch
+        return self.pgdata
 
     # --- clean up ------------------------------------------------------------------------------
     def _stop_server(self, pid: int) -> bool:

@@ -19,9 +19,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from opsproof.backups.scratch import RestoreFailed, describe, open_scratch
+from opsproof.drills.runner import Action, StepFailed
+from opsproof.drills.runner import run as run_steps
 from opsproof.errors import ProbeError, first_line
 from opsproof.processes import owned_tempdir
-from opsproof.record import DrillRecord, Measurement, timed
+from opsproof.record import DrillRecord, Measurement
 
 COUNTS_SUFFIX = ".counts.json"  # row counts recorded when the backup was taken (the sandbox writes them)
 
@@ -81,8 +83,15 @@ class LogicalRestore:
             self.scratch.drop()
             return not self.scratch.exists()
         finally:
-            if self.fetch_dir is not None:
-                shutil.rmtree(self.fetch_dir, ignore_errors=True)  # our own folder: a local backup is read in place
+            self.remove_fetched()
+
+    def remove_fetched(self) -> None:
+        """Remove the fetch folder (our own: a local backup is read in place) and close the session."""
+        if self.fetch_dir is not None:
+            shutil.rmtree(self.fetch_dir, ignore_errors=True)
+            self.fetch_dir = None
+        if hasattr(self.scratch, "close"):
+            self.scratch.close()
 
 
 def restore_step(backup, location, password: str | None, source_dsn: str | None = None):
@@ -107,6 +116,8 @@ class Drill:
         self.step = step or restore_step(backup, location, password, source_dsn)
         self.now = now or (lambda: datetime.now(timezone.utc))
         self.verifications: list[Measurement] = []
+        self.latest = None  # the backup found, then what it was restored into (filled by the steps)
+        self.scratch = None
 
     def verify(self, name: str, value, op: str, limit) -> bool:
         self.verifications.append(Measurement.compared(name, value, op, limit))
@@ -152,56 +163,58 @@ class Drill:
         return newest
 
     def run(self, on_record=None) -> DrillRecord:
-        """Find the latest, restore, verify, clean up, each a timed step; "passed" only with cleanup confirmed."""
+        """Find the latest, restore, verify, then always clean up: steps on the generic runner
+        (opsproof.drills.runner). "passed" only when every verification held and cleanup is confirmed;
+        ``on_record(record)`` gets the record even when the drill raised."""
         backup, step = self.backup, self.step
         started = time.monotonic()
         record = DrillRecord(kind="restore", backup_set=backup.name, target=step.target, started_at=_utc(self.now()),
-                             rto_target_s=backup.rto, rpo_target_s=backup.rpo)
+                             rto_target_s=backup.rto, rpo_target_s=backup.rpo, systems=[backup.of])
         record.verifications = self.verifications  # the same list, filled as the drill verifies
-        with timed(record.steps, "find_latest") as current:
-            latest = step.latest()
-            current.detail = latest.name
-        record.backup_id, record.backup_time = latest.name, _utc(latest.modified_at)
-        try:
-            with timed(record.steps, "restore") as current:
-                try:
-                    scratch = step.restore(latest)
-                except RestoreFailed as error:
-                    scratch, current.outcome, current.error = None, "failed", first_line(error)
-                    self.verify("restore_error", str(error), "==", "none")
-                else:
-                    self.verify("restore_error", "none", "==", "none")
-            if scratch is not None:
-                with timed(record.steps, "verify") as current:
-                    newest = self._check_data(scratch, latest)
-                    if newest is not None:
-                        record.rpo_achieved_s = round((self.now() - newest).total_seconds(), 1)
-                        self.verify("rpo_achieved_s", record.rpo_achieved_s, "<=", backup.rpo)
-                    failed = [v.measure for v in self.verifications if not v.ok]
-                    current.outcome = "failed" if failed else "passed"
-                    current.detail = f"{len(self.verifications)} verifications, failed: {', '.join(failed) or 'none'}"
+
+        def find_latest(deadline):
+            self.latest = step.latest()
+            record.backup_id, record.backup_time = self.latest.name, _utc(self.latest.modified_at)
+            return self.latest.name
+
+        def restore(deadline):
+            try:
+                self.scratch = step.restore(self.latest)
+            except RestoreFailed as error:
+                self.verify("restore_error", str(error), "==", "none")
+                raise StepFailed(first_line(error)) from None
+            self.verify("restore_error", "none", "==", "none")
+
+        def verify(deadline):
+            newest = self._check_data(self.scratch, self.latest)
+            if newest is not None:
+                record.rpo_achieved_s = round((self.now() - newest).total_seconds(), 1)
+                self.verify("rpo_achieved_s", record.rpo_achieved_s, "<=", backup.rpo)
+            failed = [v.measure for v in self.verifications if not v.ok]
+            if failed:
+                raise StepFailed(f"{len(self.verifications)} verifications, failed: {', '.join(failed)}")
+            return f"{len(self.verifications)} verifications, failed: none"
+
+        def rto():
             record.rto_achieved_s = round(time.monotonic() - started, 3)
             self.verify("rto_achieved_s", record.rto_achieved_s, "<=", backup.rto)
-            record.outcome = "passed" if all(v.ok for v in self.verifications) else "failed"
-        except BaseException as error:
-            record.outcome = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-            record.error = first_line(error)
-            raise
-        finally:
-            with timed(record.steps, "clean_up") as current:
-                record.cleanup_confirmed = self._clean_up()
-                for key in ("previous_leftovers", "cleanup_left"):  # what a killed drill left; this one
-                    setattr(record, key, list(getattr(step, key, None) or []))
-                current.outcome = "passed" if record.cleanup_confirmed else "failed"
-            record.finished_at = _utc(self.now())
-            if record.outcome == "passed" and not record.cleanup_confirmed:
-                record.outcome = "failed"
-            first_failed = next((s for s in record.steps if s.outcome != "passed"), None)
-            if first_failed is not None:
-                record.failed_step, record.error = first_failed.name, record.error or first_failed.error
-            if on_record is not None:
-                on_record(record)  # a drill that raised still leaves its record for the readiness report
+
+        def clean_up(deadline):
+            record.cleanup_confirmed = self._clean_up()
+            for key in ("previous_leftovers", "cleanup_left"):  # what a killed drill left; what this one left
+                getattr(record, key).extend(getattr(step, key, None) or [])
+            if not record.cleanup_confirmed:
+                raise StepFailed(f"{step.target} not confirmed removed")
+
+        steps = [Action("find_latest", find_latest), Action("restore", restore), Action("verify", verify)]
+        run_steps(record, steps, [Action("clean_up", clean_up)], closing_into=record.steps, conclude=rto,
+                  on_record=lambda done: self._finished(done, on_record))
         return record
+
+    def _finished(self, record: DrillRecord, on_record) -> None:
+        record.finished_at = _utc(self.now())
+        if on_record is not None:
+            on_record(record)
 
     def _clean_up(self) -> bool:
         """The step removes its scratch target and confirms it is gone; False when it could not."""

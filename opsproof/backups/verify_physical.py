@@ -22,7 +22,7 @@ def pg_verifybackup() -> str:
     found = shutil.which("pg_verifybackup")
     if found:
         return found
-    from opsproof.sandbox.postgres import bindir
+    from opsproof.postgres.binaries import bindir
 
     return str(bindir() / "pg_verifybackup")
 

@@ -99,7 +99,7 @@ KINDS: dict[str, Kind] = _checked((
     Kind(RedisTarget, "opsproof.probes:_redis", (Items("redis_queue", "queues"),)),
     Kind(KubernetesTarget, "opsproof.probes:_kubernetes"),
     Kind(HostTarget, "opsproof.probes:_host"),
-    Kind(DrScenario, "opsproof.probes:_dr"),
+    Kind(DrScenario, "opsproof.drills.dr:DrDrill"),
     Kind(BackupTarget, "opsproof.probes:_backups"),
     Kind(MysqlTarget, "opsproof.probes:_mysql", (Items("mysql_invariant", "invariants"),)),
     Kind(PrometheusTarget, "opsproof.probes:_prometheus", (Items("prom_query", "queries"),)),

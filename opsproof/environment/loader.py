@@ -83,7 +83,7 @@ def load_environment(path: Path, variables: Mapping[str, str] | None = None) -> 
     resolved = _resolve_tree(raw, merged, secrets, shown, ())
     resolved.setdefault("name", path.stem)
     try:
-        environment = Environment.model_validate(resolved)
+        environment = Environment.model_validate(resolved, context={"file": path})  # for files it names
     except ValidationError as exc:
         raise _config_error(shown, exc) from None
     if environment.name != path.stem:

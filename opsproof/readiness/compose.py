@@ -85,6 +85,7 @@ def compose(settings: dict, env_file: Path, history_file: Path, since: date | No
 
     latest_checks: dict[str, dict] = {}
     drills: dict[str, dict] = {}
+    systems: dict[str, dict] = {}
     unreadable: list[str] = []
     waived_ids: set[str] = set()
     for record, results in loaded:
@@ -95,6 +96,9 @@ def compose(settings: dict, env_file: Path, history_file: Path, since: date | No
             if drill and (shown is None or shown["run_id"] != record["run_id"] or shown["outcome"] == "passed"):
                 drills[drill.kind] = {**drill.to_dict(), "subject": drill.subject, "run_id": record["run_id"],
                                       "check": result["id"], "check_outcome": result["outcome"]}
+            if drill:
+                for system in drill.systems or [drill.subject]:
+                    systems[system] = _drilled(system, drill, record["run_id"])
             if not _started_on_or_after(record, since):
                 continue
             if result.get("waiver"):
@@ -135,6 +139,7 @@ def compose(settings: dict, env_file: Path, history_file: Path, since: date | No
         "suites": suites,
         "checks": sorted(latest_checks.values(), key=lambda c: c["id"]),
         "drills": {"restore": drills.get("restore"), "dr": drills.get("dr")},
+        "drilled_systems": [systems[name] for name in sorted(systems)],
         "waivers": waiver_view,
         "controls": control_rows,
         "runs": runs,
@@ -153,6 +158,21 @@ def _drill(result: dict, schema_version: int, record: dict, unreadable: list[str
         unreadable.append(f"the drill record of {result.get('id')} in run {record.get('run_id')} cannot be read: "
                           f"{str(error).splitlines()[0]}")
         return None
+
+
+def _met(achieved: float | None, target: float | None) -> bool | None:
+    """Whether a drill met its RTO or RPO; None when it declared none."""
+    return None if target is None else achieved is not None and achieved <= target
+
+
+def _drilled(system: str, drill: DrillRecord, run_id: str) -> dict:
+    """One system's latest drill: when, which, and whether it met its RTO and RPO."""
+    return {"system": system, "drill": drill.subject, "kind": drill.kind, "run_id": run_id,
+            "at": drill.finished_at or drill.started_at, "outcome": drill.outcome,
+            "rto_target_s": drill.rto_target_s, "rto_achieved_s": drill.rto_achieved_s,
+            "rto_met": _met(drill.rto_achieved_s, drill.rto_target_s),
+            "rpo_target_s": drill.rpo_target_s, "rpo_achieved_s": drill.rpo_achieved_s,
+            "rpo_met": _met(drill.rpo_achieved_s, drill.rpo_target_s)}
 
 
 def waivers_path_or_none(settings: dict, env_file: Path) -> Path | None:

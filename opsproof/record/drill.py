@@ -1,20 +1,16 @@
 """The drill record: one shape for the restore drill and every DR drill, whatever it restored.
 
-Steps are timed as they run (``timed``); verifications are measurements, judged as a check judges;
+Steps are timed as they run (opsproof.drills.runner); verifications are measurements, judged as a check judges;
 RTO and RPO carry their target and what was achieved; cleanup and who confirmed the drill are stated.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from opsproof.errors import first_line
 from opsproof.record.measurement import Measurement
 
 DrillOutcome = Literal["passed", "failed", "interrupted"]
@@ -37,6 +33,9 @@ class Step(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
+    kind: str | None = None  # a DR step's type: run, promote, restore, wait_healthy, sandbox
+    target: str | None = None  # what it acted on: host.db, postgres.standby ("local" for this machine)
+    timeout_s: float | None = None
     started_at: str | None = None
     finished_at: str | None = None
     duration_s: float | None = None
@@ -44,6 +43,7 @@ class Step(BaseModel):
     detail: str | None = None
     error: str | None = None
     output_tail: str | None = None
+    exit_code: int | None = None  # a command's
 
 
 class DrillRecord(BaseModel):
@@ -65,14 +65,18 @@ class DrillRecord(BaseModel):
     rpo_achieved_s: float | None = None
     verifications: list[Measurement] = Field(default_factory=list)
     steps: list[Step] = Field(default_factory=list)
-    rollback: list[Step] = Field(default_factory=list)  # steps that undid a failed drill's changes
+    rollback: list[Step] = Field(default_factory=list)  # a DR drill's rollback steps, run after it whatever happened
     failed_step: str | None = None
     error: str | None = None
     cleanup_confirmed: bool = False
     previous_leftovers: list[str] = Field(default_factory=list)  # what a killed drill had left, and what became of it
-    cleanup_left: list[str] = Field(default_factory=list)  # what this drill could not remove
+    cleanup_left: list[str] = Field(default_factory=list)  # what this drill could not remove or undo
     outcome: DrillOutcome = "failed"
-    confirmed_by: str | None = None  # who allowed the destructive run
+    confirmed_by: str | None = None  # who allowed the destructive run, and with what
+    systems: list[str] = Field(default_factory=list)  # what was drilled: a DR scenario's acts_on, a backup set's source
+    game_day: bool = False  # a DR drill on a production tier, on its declared game day
+    approver: str | None = None  # who approved that game day
+    overhead_s: float | None = None  # the drill's own time beyond its steps' (and rollback's) durations
     outage_started_at: str | None = None  # DR: when the declared outage began
     newest_data_before: str | None = None  # DR: the newest row before the outage and after recovery (RPO)
     newest_data_after: str | None = None
@@ -81,6 +85,22 @@ class DrillRecord(BaseModel):
     def subject(self) -> str:
         """What was drilled: ``backup set nightly`` or ``scenario outage``."""
         return f"scenario {self.scenario}" if self.kind == "dr" else f"backup set {self.backup_set}"
+
+    def lines(self) -> list[str]:
+        """The drill in a few lines, as the HTML report shows it beside the check's evidence."""
+        def seconds(value) -> str:
+            return "n/a" if value is None else f"{value:g} s"
+
+        def line(label: str, step: Step) -> str:
+            acted = f" ({step.kind} on {step.target})" if step.kind and step.target else ""
+            said = f": {step.error or step.detail}" if step.error or step.detail else ""
+            return f"{label} {step.name}{acted}: {step.outcome} in {seconds(step.duration_s)}{said}"
+
+        confirmed = f"; confirmed by {self.confirmed_by}" if self.confirmed_by else ""
+        return [f"{self.subject}: {self.outcome}; RTO {seconds(self.rto_achieved_s)} of {seconds(self.rto_target_s)}; "
+                f"RPO {seconds(self.rpo_achieved_s)} of {seconds(self.rpo_target_s)}{confirmed}",
+                *(line("step", s) for s in self.steps), *(line("rollback", s) for s in self.rollback),
+                *(f"left: {left}" for left in self.cleanup_left)]
 
     def to_dict(self) -> dict:
         data = self.model_dump()
@@ -91,22 +111,6 @@ class DrillRecord(BaseModel):
     def read(cls, data: dict, schema_version: int) -> DrillRecord:
         """A record from a results.json; those written before schema version 2 are brought to this shape."""
         return cls.model_validate(data if schema_version >= 2 else _upgraded(data))
-
-
-@contextmanager
-def timed(steps: list[Step], name: str) -> Iterator[Step]:
-    """Time one step into ``steps``; an exception marks it failed (interrupted on Ctrl-C) and goes on up."""
-    entry = Step(name=name, started_at=utc_now())
-    steps.append(entry)
-    began = time.monotonic()
-    try:
-        yield entry
-    except BaseException as error:
-        entry.outcome = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-        entry.error = first_line(error)
-        raise
-    finally:
-        entry.finished_at, entry.duration_s = utc_now(), round(time.monotonic() - began, 3)
 
 
 def _upgraded(data: dict) -> dict:

@@ -4,7 +4,8 @@ Faults are injected through ``/_sandbox/faults`` (sandbox only): ``{"health": "d
 ``{"delay_ms": 3000}``, ``{"status": 500}``, ``{"unready": "migrations"}`` (with ``"unready_requests": 3``
 only for the next 3 readiness requests), ``{"missing": "cache"}``, ``{"database": "down"}`` (as /health
 sees it), ``{"content_type": "text/html"}``, ``{"paths": {"/v1/wallets": 500}}`` (one path's status);
-DELETE clears them. Also served: /old-health (301 to /health), /v1/account (needs
+DELETE clears them. ``POST /_sandbox/database {"dsn": ...}`` repoints it to another database (a failover).
+Also served: /old-health (301 to /health), /v1/account (needs
 ``Bearer $SANDBOX_API_TOKEN`` or basic ``operator``/the token), /status/payments (an external
 provider's status page, for dependency probes) and /v1/echo (GET or POST: the request's headers and JSON
 body answered back, as APIs that echo a request do; the redaction tests send canaries through it).
@@ -42,6 +43,14 @@ class Backends:
         self._lock = threading.Lock()
         self._pg = None
         self._redis = None
+        self.dsn = os.environ["SANDBOX_PG_DSN"]
+
+    def repoint(self, dsn: str) -> None:
+        """Use another database from now on (a failover: the application's configuration changed)."""
+        with self._lock:
+            if self._pg is not None:
+                self._pg.close()
+            self._pg, self.dsn = None, dsn
 
     def database(self) -> bool:
         import psycopg
@@ -50,8 +59,7 @@ class Backends:
             try:
                 if self._pg is None or self._pg.closed:
                     self._pg = psycopg.connect(
-                        os.environ["SANDBOX_PG_DSN"], password=os.environ.get("SANDBOX_PG_PASSWORD"),
-                        connect_timeout=2, autocommit=True,
+                        self.dsn, password=os.environ.get("SANDBOX_PG_PASSWORD"), connect_timeout=2, autocommit=True,
                     )
                 self._pg.execute("SELECT 1")
                 return True
@@ -202,6 +210,9 @@ def make_handler(backends: Backends, faults: Faults):
             elif self.path == "/_sandbox/faults":
                 faults.settings.update(json.loads(body or b"{}"))
                 self._send(200, faults.settings)
+            elif self.path == "/_sandbox/database":  # the application repointed, as a failover runbook does
+                backends.repoint(json.loads(body or b"{}")["dsn"])
+                self._send(200, {"database": backends.dsn})
             else:
                 self._send(404, {"error": "not found"})
 
@@ -231,20 +242,17 @@ def make_handler(backends: Backends, faults: Faults):
     return Handler
 
 
-def component(box) -> None:
-    """Sandbox component: this API as a process of its own, reading connection settings from its environment."""
-    import secrets
+ENVIRONMENT = ("SANDBOX_PG_DSN", "SANDBOX_PG_PASSWORD", "SANDBOX_REDIS_URL", "SANDBOX_REDIS_PASSWORD", "SANDBOX_API_TOKEN")
+
+
+def start(box, port: int) -> int:
+    """Start this API as a process of its own on ``port``, recorded in the sandbox; returns once it listens."""
     from pathlib import Path
 
-    from opsproof.sandbox.processes import SandboxError, free_port, wait_for_port
+    from opsproof.sandbox.processes import SandboxError, wait_for_port
 
-    port = free_port()
-    box.variables["SANDBOX_API_URL"] = f"http://127.0.0.1:{port}"
-    box.variables["SANDBOX_API_TOKEN"] = secrets.token_hex(16)
     log_path = Path(box.state_dir) / "api.log"
-    env = {**os.environ, **{k: box.variables[k] for k in (
-        "SANDBOX_PG_DSN", "SANDBOX_PG_PASSWORD", "SANDBOX_REDIS_URL", "SANDBOX_REDIS_PASSWORD",
-        "SANDBOX_API_TOKEN")}}
+    env = {**os.environ, **{k: box.variables[k] for k in ENVIRONMENT}}
     with open(log_path, "ab") as log:
         process = subprocess.Popen([sys.executable, "-m", "opsproof.sandbox.api", "--port", str(port)],
                                    env=env, stdout=log, stderr=log, start_new_session=True, cwd=box.state_dir)
@@ -254,6 +262,19 @@ def component(box) -> None:
     except SandboxError as error:
         tail = log_path.read_text(errors="replace").strip().splitlines()[-1:]
         raise SandboxError(f"{error}: {' '.join(tail)}") from None
+    return process.pid
+
+
+def component(box) -> None:
+    """Sandbox component: this API, reading connection settings from its environment."""
+    import secrets
+
+    from opsproof.sandbox.processes import free_port
+
+    port = free_port()
+    box.variables["SANDBOX_API_URL"] = f"http://127.0.0.1:{port}"
+    box.variables["SANDBOX_API_TOKEN"] = secrets.token_hex(16)
+    start(box, port)
 
 
 def serve(port: int) -> None:

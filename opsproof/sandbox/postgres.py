@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import os
 import secrets
 import shlex
@@ -11,22 +10,14 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
+from opsproof.postgres.binaries import bindir
 from opsproof.processes import give_to_unprivileged
-from opsproof.sandbox.processes import SandboxError, require_binary, unprivileged_user
+from opsproof.sandbox.processes import SandboxError, unprivileged_user
 from opsproof.sandbox.processes import run_unprivileged as _as_server_user
 
 DATABASE = "bankchain"
 APP_USER = "bankchain"
 ADMIN_USER = "opsproof_admin"
-
-
-def bindir() -> Path:
-    """Debian keeps the server binaries in /usr/lib/postgresql/<major>/bin, off the PATH."""
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
-    if versions:
-        return Path(versions[-1]).parent
-    initdb = require_binary("initdb", "postgresql")
-    return Path(os.path.realpath(initdb)).parent
 
 
 def create_cluster(state_dir: Path, port: int, admin_password: str) -> Path:
