@@ -311,8 +311,9 @@ def test_failing_run_writes_all_three_reports_and_a_verdict(pytester):
 
 def test_interrupted_run_still_writes_reports(pytester):
     make_project(pytester, """
-        import time
+        import pathlib, time
         def test_hangs(http_target):
+            pathlib.Path("started").touch()
             time.sleep(60)
     """)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
@@ -321,14 +322,15 @@ def test_interrupted_run_still_writes_reports(pytester):
         cwd=pytester.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not list(pytester.path.glob("reports")) and process.poll() is None:
-        time.sleep(0.1)
-    time.sleep(1.5)  # let collection finish and the first check start sleeping
+    while time.monotonic() < deadline and not (pytester.path / "started").exists() and process.poll() is None:
+        time.sleep(0.1)  # until the check is running
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=30)
     assert process.returncode == 2, output
     data = results(pytester)
     assert data["interrupted"] is True and data["exit_code"] == 2
+    assert data["verdict"] == "INTERRUPTED (gate p1): 1 of 2 checks finished [1 passed]"  # the hung one never did
+    assert "opsproof: INTERRUPTED (gate p1)" in output and "opsproof: PASS" not in output
     (run_dir,) = [p for p in (pytester.path / "reports" / "unit").iterdir() if p.is_dir()]  # beside history.jsonl
     assert (run_dir / "junit.xml").exists() and (run_dir / "report.html").exists()
 
