@@ -75,7 +75,7 @@ def test_sigterm_ends_the_run_like_ctrl_c_with_reports_history_and_exit_2(runner
     assert process.returncode == 2, output
     (run_dir,) = [p for p in (reports / "under-test").iterdir() if p.is_dir()]
     assert {p.name for p in run_dir.iterdir()} == {"report.html", "junit.xml", "results.json"}
-    results = json.loads((run_dir / "results.json").read_text())
+    results = read_results(run_dir / "results.json")
     assert results["interrupted"] is True and results["exit_code"] == 2
     (record,) = [json.loads(line) for line in (reports / "under-test" / "history.jsonl").read_text().splitlines()]
     assert sorted(a["name"] for a in record["artifacts"]) == ["junit.xml", "report.html", "results.json"]

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import ROOT, sandbox_environment
+from conftest import ROOT, read_results, sandbox_environment
 from opsproof import history
 from opsproof.environment import load_environment
 from opsproof.errors import ConfigError
@@ -168,7 +168,7 @@ def test_a_team_check_gets_the_gate_evidence_redaction_reports_and_history(pytes
     assert result.ret == 1, output
     assert f"BLOCKS FAILED  p1 {check_id}: {evidence}" in output
     (run_dir,) = (pytester.path / "reports" / "bankchain").glob("*-all")
-    record = json.loads((run_dir / "results.json").read_text())["checks"][0]
+    record = read_results(run_dir / "results.json")["checks"][0]
     assert (record["id"], record["outcome"], record["message"], record["gating"]) == (check_id, "failed", evidence, True)
     assert record["measurements"][0] == {"measure": "provider", "value": "https://screening.example/v1?key=***"}
     failure = ET.parse(run_dir / "junit.xml").getroot().find(".//testcase/failure")

@@ -4,7 +4,6 @@ rollback is its own gating failure; unsafe or unconfirmed scenarios never start.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import read_results
 from test_host_checks import sshd  # noqa: F401 - a real OpenSSH server on a loopback port
 
 from opsproof.processes import alive
@@ -110,7 +110,7 @@ def test_an_interrupt_mid_drill_still_runs_the_rollback_and_the_record_says_inte
     assert run.returncode == 2, output
     assert (tmp_path / "rolled-back").exists() and not alive(int(pids.read_text()))
     (results,) = (tmp_path / "reports").glob("*/*/results.json")
-    written = json.loads(results.read_text())
+    written = read_results(results)
     assert written["interrupted"] is True and written["exit_code"] == 2
     record = next(c for c in written["checks"] if c.get("drill"))
     assert record["outcome"] == "failed"
