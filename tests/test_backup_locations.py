@@ -76,9 +76,9 @@ def test_an_unsupported_location_scheme_is_rejected_at_load(tmp_path, location, 
     ("{of: postgres.main, on: postgres.main, format: pg_custom, location: /b/*.dump, rpo: 24h, rto: 1h}",
      "backups.db.on", "postgres.main is not a host target: on: names a host target of this file (host.NAME)"),
     ("{of: postgres.main, on: host.db9, format: pg_custom, location: /b/*.dump, rpo: 24h, rto: 1h}",
-     "", "backups.db.on: host.db9 is not a target in this environment"),
-    ("{of: postgres.main, on: host.legacy, format: pg_custom, location: /b/*.dump, rpo: 24h, rto: 1h}", "",
-     "backups.db.on: host.legacy is paramiko://backup@old.internal; backups on a host are read over OpenSSH "
+     "backups.db.on", "host.db9 is not a target in this environment"),
+    ("{of: postgres.main, on: host.legacy, format: pg_custom, location: /b/*.dump, rpo: 24h, rto: 1h}", "backups.db.on",
+     "host.legacy is paramiko://backup@old.internal; backups on a host are read over OpenSSH "
      "(ssh://) or locally (local://)"),
     ("{of: postgres.main, on: host.db1, format: pg_custom, location: 's3://b/*.dump', rpo: 24h, rto: 1h}",
      "backups.db", "on: an s3:// location is read from S3, not from a host: remove on"),

@@ -15,6 +15,8 @@ from opsproof.environment.custom import Custom, MeasureName
 from opsproof.environment.evidence_store import EvidenceStore
 from opsproof.environment.kinds import KINDS
 from opsproof.environment.notify import Notify
+from opsproof.environment.problems import Problems, split_key_path
+from opsproof.errors import Problem
 
 
 class Settings(Model):
@@ -56,17 +58,21 @@ class Settings(Model):
 
     @model_validator(mode="after")
     def _sections_agree(self):
-        """Each kind's rules across its targets and with other sections (a backup set's source must exist)."""
+        """Each kind's rules across its targets and with other sections (a backup set's source must exist),
+        and custom entries' targets: every kind's first problem, reported together."""
+        found = []
         for kind in KINDS.values():
-            kind.model.check_section(self.targets(kind.name), self)
-        return self
-
-    @model_validator(mode="after")
-    def _custom_targets_exist(self):
+            try:
+                kind.model.check_section(self.targets(kind.name), self)
+            except ValueError as error:
+                found += error.problems if isinstance(error, Problems) else [Problem(*split_key_path(str(error)))]
         for entry in self.custom.values():
             kind, _, name = (entry.target or "").partition(".")
             if entry.target and name not in (self.targets(kind) if kind in KINDS else {}):
-                raise ValueError(f"custom.{entry.name}.target: {entry.target} is not a target in this environment")
+                found.append(Problem(f"custom.{entry.name}.target", f"{entry.target} is not a target in this "
+                                                                     f"environment"))
+        if found:
+            raise Problems(found)
         return self
 
     def targets(self, kind: str) -> dict[str, Target]:
