@@ -7,6 +7,7 @@ plugin can print one line and exit 4 before anything runs or is written.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,9 @@ CANDIDATES = (PLACEHOLDER, "1", "http://placeholder.invalid/", "postgres://place
               "s3://placeholder-bucket/placeholder", "placeholder", "1s")
 
 
+PORT_REFERENCE = re.compile(r":\$\{([A-Za-z_][A-Za-z0-9_]*)\}(?=[/?]|$)")
+
+
 class _Placeholders(dict):
     """The variables, with a placeholder for every name that is not set (``opsproof validate --no-secrets``)."""
 
@@ -112,6 +116,7 @@ def load_environment(path: Path, variables: Mapping[str, str] | None = None,
     unset = {name for name in _references(raw) if name not in merged} if placeholders else set()
     if placeholders:
         merged = _Placeholders(merged)
+        raw = _ports_placed(raw, unset)
     secrets: dict[str, tuple[str, str | None]] = {}  # value -> (key path, ${VAR}): where a short one is refused
     resolved = _resolve_tree(raw, merged, secrets, shown, ())
     resolved.setdefault("name", path.stem)
@@ -137,8 +142,8 @@ def _validated(resolved: dict, path: Path, shown: str, whole: dict[tuple, str]):
     choice = dict.fromkeys(whole, 0)
     while True:
         tree = resolved
-        for where, index in choice.items():
-            tree = _replaced(tree, where, CANDIDATES[index])
+        for where, index in choice.items():  # "${API_URL}/status" resolved PLACEHOLDER/status: the prefix varies
+            tree = _replaced(tree, where, CANDIDATES[index] + _at(resolved, where)[len(PLACEHOLDER):])
         try:
             return Environment.model_validate(tree, context={"file": path})  # for files it names
         except ValidationError as exc:
@@ -161,6 +166,12 @@ def _under(key_path: str, where: tuple) -> bool:
     return key_path == joined or key_path.startswith(joined + ".")
 
 
+def _at(tree, where: tuple):
+    for key in where:
+        tree = tree[next(k for k in tree if str(k) == key)] if isinstance(tree, dict) else tree[int(key)]
+    return tree
+
+
 def _replaced(tree, where: tuple, value):
     if not where:
         return value
@@ -171,6 +182,17 @@ def _replaced(tree, where: tuple, value):
     copy = list(tree)
     copy[int(key)] = _replaced(copy[int(key)], rest, value)
     return copy
+
+
+def _ports_placed(node, unset: set[str]):
+    """An unset ${VAR} in a URL's port place (``host:${PG_PORT}/db``) reads 1, so the URL still parses."""
+    if isinstance(node, dict):
+        return {key: _ports_placed(value, unset) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_ports_placed(value, unset) for value in node]
+    if isinstance(node, str):
+        return PORT_REFERENCE.sub(lambda m: ":1" if m.group(1) in unset else m.group(0), node)
+    return node
 
 
 def _references(node):
@@ -186,7 +208,7 @@ def _references(node):
 
 
 def _whole_references(node, where: tuple = ()):
-    """(key path, name) of each value that is exactly one ${VAR}."""
+    """(key path, name) of each value that starts with a ${VAR} (``${PG_DSN}``, ``${API_URL}/status``)."""
     if isinstance(node, dict):
         for key, value in node.items():
             yield from _whole_references(value, where + (str(key),))
@@ -194,7 +216,7 @@ def _whole_references(node, where: tuple = ()):
         for index, value in enumerate(node):
             yield from _whole_references(value, where + (str(index),))
     elif isinstance(node, str):
-        match = REFERENCE.fullmatch(node.strip())
+        match = REFERENCE.match(node)
         if match:
             yield where, match.group(1)
 
