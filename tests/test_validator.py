@@ -267,3 +267,8 @@ def test_no_secrets_validates_the_projects_own_files_without_their_vars():
     result = validate("--no-secrets", *files, env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})
     assert result.returncode == 0, result.stderr
     assert sum(line.startswith("ok: ") for line in result.stdout.splitlines()) == len(files) >= 2
+
+
+def test_a_scratch_dsn_whose_port_is_not_a_number_names_its_key(tmp_path):
+    error = problem_of(tmp_path, BASE + BACKUP % ", restore_into: {dsn: 'postgres://x@h:abc/scratch', scratch: true}")
+    assert (error.key_path, error.problem) == ("backups.db.restore_into.dsn", "the port is not a number")

@@ -280,7 +280,10 @@ class BackupTarget(Target):
                 database = ("data directory", os.path.normpath(backup.restore_into.data_dir))
             else:
                 where = urlsplit(backup.restore_into.dsn)
-                database = ("database", where.hostname, where.port, where.path)
+                try:
+                    database = ("database", where.hostname, where.port, where.path)
+                except ValueError:  # host:abc/db: the drill could not connect; say where, not a bare ValueError
+                    raise ValueError(f"backups.{backup.name}.restore_into.dsn: the port is not a number") from None
             if database in scratch_users:
                 raise ValueError(f"backups.{backup.name}.restore_into: the same scratch {database[0]} as "
                                  f"backups.{scratch_users[database]}")
