@@ -272,3 +272,9 @@ def test_no_secrets_validates_the_projects_own_files_without_their_vars():
 def test_a_scratch_dsn_whose_port_is_not_a_number_names_its_key(tmp_path):
     error = problem_of(tmp_path, BASE + BACKUP % ", restore_into: {dsn: 'postgres://x@h:abc/scratch', scratch: true}")
     assert (error.key_path, error.problem) == ("backups.db.restore_into.dsn", "the port is not a number")
+
+
+def test_a_scenario_whose_steps_are_not_a_list_is_a_problem_not_a_traceback(tmp_path):
+    error = problem_of(tmp_path, BASE + "dr:\n  failover: {acts_on: [postgres.main], steps: 5, verify: {targets: "
+                                        "[postgres.main]}, rto: 5m}\n")
+    assert (error.key_path, error.problem) == ("dr.failover.steps", "Input should be a valid list")
