@@ -121,8 +121,9 @@ def test_every_problem_is_reported_at_once_with_file_line_and_key_path(tmp_path)
 
 
 def test_problems_across_sections_are_reported_together(tmp_path):
-    text = BASE.replace("staging", "production") + BACKUP % ", restore_into: {dsn: 'postgres://x@h/scratch', scratch: " \
-        "true}" + SCENARIO % ("postgres.replica", "postgres.replica", "postgres.main") + \
+    into = ", restore_into: {dsn: 'postgres://x@h/scratch', scratch: true}"
+    scenario = SCENARIO % ("postgres.replica", "postgres.replica", "postgres.main")
+    text = BASE.replace("staging", "production") + BACKUP % into + scenario + \
         "    game_day: true\n    approver: ops lead\ncustom:\n  lag_s: {target: redis.gone, crit: 5m}\n"
     error = problem_of(tmp_path, text)
     assert [(p.key_path, p.line) for p in error.problems] == [

@@ -152,10 +152,12 @@ def _validated(resolved: dict, path: Path, shown: str, whole: dict[tuple, str]):
         moving = [where for where in refused if choice[where] + 1 < len(CANDIDATES)]
         if not moving:
             nodes = _yaml_nodes(path)
-            said = [problems.Problem(p.key_path, p.problem if not any(_under(p.key_path, w) for w in refused) else
-                                     f"{p.problem} (from ${{{whole[next(w for w in refused if _under(p.key_path, w))]}}}"
-                                     f", unset: set it to check this key)", problems.line_of(nodes, p.key_path))
-                    for p in found]
+            said = []
+            for p in found:
+                held = next((w for w in refused if _under(p.key_path, w)), None)
+                problem = p.problem if held is None else f"{p.problem} (from ${{{whole[held]}}}, unset: set it to " \
+                                                         f"check this key)"
+                said.append(Problem(p.key_path, problem, problems.line_of(nodes, p.key_path)))
             raise ConfigError.of(shown, said) from None
         for where in moving:
             choice[where] += 1

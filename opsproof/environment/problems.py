@@ -123,7 +123,8 @@ def fraction_warnings(raw, nodes) -> list[Problem]:
                 walk(item, path + (str(index),), False)
         elif percent and isinstance(node, (int, float)) and not isinstance(node, bool) and 0 < node < 1:
             key_path = ".".join(path)
-            found.append(Problem(key_path, f"{node:g} {FRACTION_HINT.format(pct=node * 100)}", line_of(nodes, key_path)))
+            hint = f"{node:g} {FRACTION_HINT.format(pct=node * 100)}"
+            found.append(Problem(key_path, hint, line_of(nodes, key_path)))
 
     walk(raw, (), False)
     return found
