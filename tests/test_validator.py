@@ -279,3 +279,13 @@ def test_a_scenario_whose_steps_are_not_a_list_is_a_problem_not_a_traceback(tmp_
     error = problem_of(tmp_path, BASE + "dr:\n  failover: {acts_on: [postgres.main], steps: 5, verify: {targets: "
                                         "[postgres.main]}, rto: 5m}\n")
     assert (error.key_path, error.problem) == ("dr.failover.steps", "Input should be a valid list")
+
+
+def test_each_target_of_a_section_gets_its_own_problem(tmp_path):
+    backups = "backups:\n" + "".join(
+        f"  {name}: {{of: postgres.{source}, format: pg_custom, location: '/b/*.dump', rpo: 24h, rto: 1h}}\n"
+        for name, source in (("nightly", "gone"), ("weekly", "main"), ("monthly", "lost")))
+    error = problem_of(tmp_path, BASE + backups)
+    assert [(p.key_path, p.problem, p.line) for p in error.problems] == [
+        ("backups.nightly.of", "postgres.gone is not a target in this environment", 5),
+        ("backups.monthly.of", "postgres.lost is not a target in this environment", 7)]

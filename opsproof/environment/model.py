@@ -61,12 +61,12 @@ class Settings(Model):
     def _sections_agree(self):
         """Each kind's rules across its targets and with other sections (a backup set's source must exist),
         and custom entries' targets: every kind's first problem, reported together."""
-        found = []
+        found: list[Problem] = []
         for kind in KINDS.values():
-            try:
-                kind.model.check_section(self.targets(kind.name), self)
-            except ValueError as error:
-                found += error.problems if isinstance(error, Problems) else [Problem(*split_key_path(str(error)))]
+            targets = self.targets(kind.name)
+            if _section_problems(kind.model, targets, self, found) and len(targets) > 1:
+                for name, target in targets.items():  # each target's own first problem too, not just the first one's
+                    _section_problems(kind.model, {name: target}, self, found)
         for entry in self.custom.values():
             kind, _, name = (entry.target or "").partition(".")
             if entry.target and name not in (self.targets(kind) if kind in KINDS else {}):
@@ -83,6 +83,18 @@ class Settings(Model):
     def read_only(self) -> bool:
         """Sessions opened on anything but the sandbox tier are read-only."""
         return self.tier != "sandbox"
+
+
+def _section_problems(model, targets: dict, environment, found: list[Problem]) -> bool:
+    """Run one kind's rules across ``targets``; add what they refuse to ``found`` (once); True if they refused."""
+    try:
+        model.check_section(targets, environment)
+    except ValueError as error:
+        for problem in error.problems if isinstance(error, Problems) else [Problem(*split_key_path(str(error)))]:
+            if problem not in found:
+                found.append(problem)
+        return True
+    return False
 
 
 def _sections() -> dict:
