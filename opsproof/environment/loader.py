@@ -128,11 +128,13 @@ def load_environment(path: Path, variables: Mapping[str, str] | None = None,
         secrets.setdefault(value, where)
     for value, where in history_key_secrets(environment, path, shown).items():
         secrets.setdefault(value, where)
+    if placeholders:  # a placeholder that stands for a secret is no secret, whatever its length
+        secrets = {value: where for value, where in secrets.items() if value not in CANDIDATES}
     _refuse_short(secrets, shown)
     warnings = problems.fraction_warnings(raw, None)
     if warnings:
         warnings = problems.fraction_warnings(raw, _yaml_nodes(path))
-    return LoadedEnvironment(environment, path, frozenset(s for s in secrets if s and s != PLACEHOLDER),
+    return LoadedEnvironment(environment, path, frozenset(s for s in secrets if s),
                              tuple(warnings), tuple(sorted(unset)))
 
 
