@@ -17,6 +17,7 @@ class Outcome(str, enum.Enum):
 
 SEVERITIES = ("p0", "p1", "p2", "p3")
 DEFAULT_GATE = "p1"
+DEFAULT_SEVERITY = "p2"  # a check with no marker, in an environment that sets no severity
 
 # When phases of one check disagree, the worst wins.
 _RANK = {

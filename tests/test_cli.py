@@ -43,7 +43,7 @@ def test_run_with_bad_environment_exits_4(tmp_path, write_env):
     result = subprocess.run([sys.executable, "-m", "opsproof.cli", "run", "--env", str(path)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 4
-    assert result.stderr.strip().endswith("under-test.yaml: http.api.url: String should match pattern '^https?://\\S+$'")
+    assert result.stderr.strip().endswith("under-test.yaml: http.api.url: must be an http:// or https:// URL")
     assert "Traceback" not in result.stderr
 
 

@@ -99,7 +99,8 @@ def test_worked_example_skips_an_entry_without_its_window(sandbox, write_env, ru
     ({"x": {"values": {"nested": {"a": 1}}}}, "custom.x.values: nested: give a number, text, true/false or a list "
                                               "of them"),
     ({"x": {"limit": 5}}, "custom.x.limit: unknown key"),
-    ({"Sanctions-Errors": {}}, "custom.Sanctions-Errors.[key]: String should match pattern '^[a-z][a-z0-9_]{0,62}$'"),
+    ({"Sanctions-Errors": {}}, "custom.Sanctions-Errors.[key]: must be lower case letters, digits and '_', "
+                               "starting with a letter"),
 ])
 def test_custom_entries_are_validated_when_the_file_loads(sandbox, write_env, entry, error):
     with pytest.raises(ConfigError) as raised:

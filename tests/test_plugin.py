@@ -33,7 +33,6 @@ markers =
 
 ENV = """\
 tier: staging
-severity: p2
 http:
   api: {url: "http://127.0.0.1:9/"}
   web: {url: "http://127.0.0.1:9/", severity: p3}
@@ -70,7 +69,8 @@ def test_env_option_beats_variable_beats_ini(pytester, monkeypatch):
 
 
 def test_bad_environment_exits_4_with_one_line_and_writes_nothing(pytester):
-    make_project(pytester, "def test_nothing(): pass\n", env=ENV.replace("severity: p2", "severity: p9"))
+    make_project(pytester, "def test_nothing(): pass\n",
+                 env=ENV.replace("tier: staging", "tier: staging\nseverity: p9"))
     result = run(pytester, "--env", "unit")
     assert result.ret == 4
     errors = [line for line in result.stderr.lines if line.strip()]
@@ -102,7 +102,7 @@ def test_each_target_is_a_test_id_and_kinds_without_targets_skip(pytester):
     ])
 
 
-def test_severity_is_target_then_marker_then_environment(pytester):
+def test_severity_is_target_then_environment_then_marker(pytester):
     make_project(pytester, """
         import pytest
         @pytest.mark.p0
@@ -114,6 +114,15 @@ def test_severity_is_target_then_marker_then_environment(pytester):
     assert severities == {
         "test_marked[api]": "p0", "test_marked[web]": "p3", "test_unmarked[api]": "p2", "test_unmarked[web]": "p3",
     }
+    unit = pytester.path / "environments" / "unit.yaml"
+    unit.write_text(ENV.replace("tier: staging", "tier: staging\nseverity: p1"))
+    run(pytester, "--env", "unit")  # the environment's severity applies over the checks' markers, the target's over it
+    (latest,) = sorted((pytester.path / "reports").glob("*/*/results.json"))[-1:]
+    severities = {r["id"].split("::")[1]: r["severity"] for r in read_results(latest)["checks"]}
+    assert severities == {
+        "test_marked[api]": "p1", "test_marked[web]": "p3", "test_unmarked[api]": "p1", "test_unmarked[web]": "p3",
+    }
+    unit.write_text(ENV)
     run(pytester, "--env", "unit", "-m", "p3", "--collect-only", "-q").stdout.fnmatch_lines(
         ["*test_marked[[]web[]]", "*test_unmarked[[]web[]]"]
     )

@@ -135,6 +135,12 @@ class ErrorRatio(Model):
     gap_s: Annotated[float, Field(gt=0, le=300)] = 5.0
     pct: PercentCeiling
 
+    @field_validator("errors", "total")
+    @classmethod
+    def _selector(cls, value):
+        parse_selector(value)  # the run's own parser: what it cannot read is refused here, not misread later
+        return value
+
 
 class MetricsExpectation(Model):
     """Prometheus text at ``path``; series selectors like ``errors_total{status="500"}``."""
