@@ -102,7 +102,7 @@ def test_each_target_is_a_test_id_and_kinds_without_targets_skip(pytester):
     ])
 
 
-def test_severity_is_target_then_environment_then_marker(pytester):
+def test_severity_is_target_then_marker_then_environment(pytester):
     make_project(pytester, """
         import pytest
         @pytest.mark.p0
@@ -116,11 +116,11 @@ def test_severity_is_target_then_environment_then_marker(pytester):
     }
     unit = pytester.path / "environments" / "unit.yaml"
     unit.write_text(ENV.replace("tier: staging", "tier: staging\nseverity: p1"))
-    run(pytester, "--env", "unit")  # the environment's severity applies over the checks' markers, the target's over it
+    run(pytester, "--env", "unit")  # the environment's severity is the unmarked checks' default, never over a marker
     (latest,) = sorted((pytester.path / "reports").glob("*/*/results.json"))[-1:]
     severities = {r["id"].split("::")[1]: r["severity"] for r in read_results(latest)["checks"]}
     assert severities == {
-        "test_marked[api]": "p1", "test_marked[web]": "p3", "test_unmarked[api]": "p1", "test_unmarked[web]": "p3",
+        "test_marked[api]": "p0", "test_marked[web]": "p3", "test_unmarked[api]": "p1", "test_unmarked[web]": "p3",
     }
     unit.write_text(ENV)
     run(pytester, "--env", "unit", "-m", "p3", "--collect-only", "-q").stdout.fnmatch_lines(

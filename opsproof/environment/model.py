@@ -25,8 +25,8 @@ class Settings(Model):
     name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
     tier: Tier
     description: str = ""
-    severity: Severity | None = Field(None, description="every check's severity here, over the checks' own "
-                                                        "markers (a target's or an item's severity wins over it)")
+    severity: Severity | None = Field(None, description="severity of checks that carry no marker of their own "
+                                                        "(default p2); never overrides a check's marker")
     vars_file: str | None = Field(None, description="KEY=VALUE file read for ${VAR} references")
     history_dir: str | None = Field(None, description="where history.jsonl lives (default reports/<name>/)")
     waivers_file: str | None = Field(None, description="waivers (default <name>.waivers.yaml beside this file)")
