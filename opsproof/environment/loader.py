@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from opsproof.environment import yamlsafe
 from opsproof.environment.model import KINDS, Environment
 from opsproof.environment.web import Auth
 from opsproof.errors import ConfigError
@@ -154,17 +155,15 @@ def _shown(path: Path) -> str:
 
 
 def _read_yaml(path: Path, shown: str):
+    if not path.exists() and not path.is_symlink():
+        raise ConfigError(shown, "", "no such environment file")
+    text = yamlsafe.read_text(path, shown)  # bounded, strict UTF-8: see yamlsafe
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(shown, "", "no such environment file") from None
-    except OSError as exc:
-        raise ConfigError(shown, "", f"cannot read: {exc.strerror}") from None
-    try:
+        data = yamlsafe.load_yaml(text, shown)  # aliases, depth and keys checked before anything walks it
         duplicate = _duplicate_key(yaml.compose(text, Loader=yaml.SafeLoader))
         if duplicate:
             raise ConfigError(shown, duplicate[0], f"duplicate key (line {duplicate[1]})")
-        return yaml.safe_load(text)
+        return data
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f"line {mark.line + 1}" if mark else ""
@@ -180,12 +179,9 @@ def _read_vars_file(env_path: Path, vars_file, shown: str) -> dict[str, str]:
     if not isinstance(vars_file, str):
         raise ConfigError(shown, "vars_file", "must be a path")
     path = (env_path.parent / vars_file).resolve()
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise ConfigError(
-            shown, "vars_file", f"{vars_file} not found (for the sandbox: run `opsproof sandbox up`)"
-        ) from None
+    if not path.exists():
+        raise ConfigError(shown, "vars_file", f"{vars_file} not found (for the sandbox: run `opsproof sandbox up`)")
+    lines = yamlsafe.read_text(path, shown, "vars_file", "vars file").splitlines()  # not /dev/zero, a directory, binary
     variables = {}
     for number, line in enumerate(lines, 1):
         line = line.strip()
