@@ -160,13 +160,14 @@ def request_error(exc: Exception, what: str, timeout_s: float, max_bytes: int, b
         return ProbeError(f"{what}: body larger than {max_bytes} bytes (read stopped there; the target's "
                           f"max_body_bytes sets the limit)", target_itself, retryable=False)
     if budget.over == "deadline" or isinstance(exc, httpx.TimeoutException):
-        return ProbeError(f"{what}: no complete response within {timeout_s:g} s", target_itself)
+        kind = type(exc).__name__ if isinstance(exc, httpx.TimeoutException) else "ReadTimeout"
+        return ProbeError(f"{what}: no response within {timeout_s:g} s ({kind})", target_itself)
     if isinstance(exc, httpx.TooManyRedirects):
         return ProbeError(f"{what}: {first_line(exc)}", target_itself, retryable=False)
     if isinstance(exc, httpx.TransportError):
-        tls = _tls_failure(exc)
-        if tls:
-            return ProbeError(f"{what}: TLS: {tls}", target_itself, retryable=False, tls=True)
+        if _tls_failure(exc):
+            return ProbeError(f"{what}: {type(exc).__name__}: {first_line(exc)}", target_itself, retryable=False,
+                              tls=True)
         unreachable = target_itself and isinstance(exc, (httpx.ConnectError, httpx.NetworkError,
                                                          httpx.RemoteProtocolError))
         return ProbeError(f"{what}: {type(exc).__name__}: {first_line(exc)}", unreachable)
@@ -175,12 +176,11 @@ def request_error(exc: Exception, what: str, timeout_s: float, max_bytes: int, b
     return exc
 
 
-def _tls_failure(exc: BaseException) -> str | None:
-    """The first line of the ssl error under an httpx error (a certificate that does not verify), if any."""
+def _tls_failure(exc: BaseException) -> bool:
+    """Whether an ssl error lies under an httpx error (a certificate that does not verify, a failed handshake)."""
     seen = exc
     while seen is not None:
         if isinstance(seen, ssl.SSLError):
-            return getattr(seen, "verify_message", None) or first_line(seen)
+            return True
         seen = seen.__cause__ or seen.__context__
-    text = str(exc)
-    return first_line(exc) if "[SSL" in text or "CERTIFICATE" in text.upper() else None
+    return "[SSL" in str(exc)

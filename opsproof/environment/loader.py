@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from opsproof.environment import yamlsafe
+from opsproof.environment.files import check_named_files
 from opsproof.environment.model import KINDS, Environment
 from opsproof.environment.web import Auth
 from opsproof.errors import ConfigError
@@ -89,6 +90,7 @@ def load_environment(path: Path, variables: Mapping[str, str] | None = None) -> 
         raise _config_error(shown, exc) from None
     if environment.name != path.stem:
         raise ConfigError(shown, "name", f"{environment.name!r} does not match the file name {path.stem!r}")
+    check_named_files(environment, path, shown)  # ca_file, history_dir: usable now, not at every check
     for value, where in _declared_secrets(environment).items():
         secrets.setdefault(value, where)
     for value, where in history_key_secrets(environment, path, shown).items():
