@@ -70,10 +70,8 @@ def test_two_runs_started_together_keep_their_own_folders(tmp_path, open_port):
     assert [run.returncode for run in runs] == [0, 0], outputs
     folders = sorted(p for p in (reports / "disk").iterdir() if p.is_dir())
     assert len(folders) == 2, folders
-    ids = set()
     for folder in folders:
         assert sorted(p.name for p in folder.iterdir()) == ["junit.xml", "report.html", "results.json"]
-        ids.add(json.loads((folder / "results.json").read_text())["started_at"])
     records = [json.loads(line) for line in (reports / "disk" / "history.jsonl").read_text().splitlines()]
     assert sorted(r["run_id"] for r in records) == [f.name for f in folders]
 
@@ -96,9 +94,8 @@ def test_a_full_reports_disk_is_one_line_and_exit_1(tmp_path, open_port):
         assert "junit.xml" in lines[0] or "report.html" in lines[0] or "results.json" in lines[0]
         (folder,) = [p for p in (tiny / "disk").iterdir() if p.is_dir()]
         assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no partial or temporary file
-        for name in ("junit.xml", "report.html", "results.json"):  # what is there is whole
-            if (folder / name).exists() and name == "results.json":
-                json.loads((folder / name).read_text())
+        if (folder / "results.json").exists():  # what is there is whole
+            json.loads((folder / "results.json").read_text())
         assert not (tiny / "disk" / "history.jsonl").exists() or not (tiny / "disk" / "history.jsonl").read_text()
     finally:
         subprocess.run(["umount", str(tiny)], check=False)
