@@ -42,26 +42,6 @@ class LoadedEnvironment:
     secrets: frozenset[str] = field(default_factory=frozenset, repr=False)
 
 
-def _duplicate_key(node, key_path: tuple = ()):
-    """The key path and line of the first key given twice in one mapping (PyYAML keeps the last)."""
-    if isinstance(node, yaml.MappingNode):
-        seen = set()
-        for key_node, value_node in node.value:
-            key = key_node.value
-            if key in seen:
-                return ".".join(key_path + (str(key),)), key_node.start_mark.line + 1
-            seen.add(key)
-            found = _duplicate_key(value_node, key_path + (str(key),))
-            if found:
-                return found
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            found = _duplicate_key(item, key_path + (str(index),))
-            if found:
-                return found
-    return None
-
-
 def find_environment(name_or_path: str, directory: Path) -> Path:
     """``staging`` -> ``<directory>/staging.yaml``; a path to a YAML file is taken as it is."""
     candidate = Path(name_or_path)
@@ -161,11 +141,7 @@ def _read_yaml(path: Path, shown: str):
         raise ConfigError(shown, "", "no such environment file")
     text = yamlsafe.read_text(path, shown)  # bounded, strict UTF-8: see yamlsafe
     try:
-        data = yamlsafe.load_yaml(text, shown)  # aliases, depth and keys checked before anything walks it
-        duplicate = _duplicate_key(yaml.compose(text, Loader=yaml.SafeLoader))
-        if duplicate:
-            raise ConfigError(shown, duplicate[0], f"duplicate key (line {duplicate[1]})")
-        return data
+        return yamlsafe.load_yaml(text, shown)  # aliases, depth, duplicate and complex keys checked first
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f"line {mark.line + 1}" if mark else ""

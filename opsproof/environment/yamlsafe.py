@@ -108,7 +108,8 @@ def _check_events(text: str, shown: str) -> None:
 
 
 def _check_graph(root, shown: str, max_nodes: int) -> None:
-    """Alias-expanded size at most ``max_nodes``, no recursive alias, keys that are plain scalars, finite numbers.
+    """Alias-expanded size at most ``max_nodes``, no recursive alias, keys that are plain scalars and given once,
+    finite numbers.
 
     Linear in distinct nodes: an aliased node is weighed once and its weight reused.
     """
@@ -125,11 +126,14 @@ def _check_graph(root, shown: str, max_nodes: int) -> None:
         if isinstance(node, SequenceNode):
             weight = 1 + sum(weigh(child, path + (str(i),)) for i, child in enumerate(node.value))
         elif isinstance(node, MappingNode):
-            weight = 1
+            weight, seen = 1, set()
             for key_node, value_node in node.value:
                 if not isinstance(key_node, ScalarNode):
                     raise ConfigError(shown, _where(path), f"a key must be plain text, not a list or mapping "
                                                            f"({_line(key_node)})")
+                if key_node.value in seen:  # PyYAML would keep the last one silently
+                    raise ConfigError(shown, _where(path + (key_node.value,)), f"duplicate key ({_line(key_node)})")
+                seen.add(key_node.value)
                 weight += 1 + weigh(value_node, path + (key_node.value,))
         else:
             if node.tag == "tag:yaml.org,2002:float" and node.value.lower().lstrip("+-") in (".inf", ".nan"):
