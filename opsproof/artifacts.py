@@ -16,6 +16,14 @@ import os
 from pathlib import Path
 
 
+PARTIAL = ".partial-"  # junit.xml and report.html are written as .partial-<name>, renamed once complete
+
+
+def partial_path(run_dir: Path, name: str) -> str:
+    """Where a reporter writes ``name`` (junitxml, pytest-html): renamed to ``name`` once it is whole."""
+    return str(run_dir / f"{PARTIAL}{name}")
+
+
 class ArtifactError(OSError):
     """An artifact could not be written: ``path`` and why (``strerror``)."""
 

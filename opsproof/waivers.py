@@ -10,6 +10,7 @@ Decision(waiver=Waiver(check='*test_health_status*', ...), expired=None)
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import date
 from fnmatch import fnmatchcase
@@ -65,7 +66,7 @@ def load(path: Path | None) -> list[Waiver]:
     if path is None:
         return []
     shown = str(path)
-    if not path.exists():
+    if not os.path.exists(path):
         raise ConfigError(shown, "", "no such waivers file")
     from opsproof.environment import yamlsafe  # bounded and strict: a waivers_file at /dev/zero is refused
 

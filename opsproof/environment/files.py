@@ -26,9 +26,9 @@ def check_named_files(environment, env_path: Path, shown: str) -> None:
 def _ca_file(ca_file: str, shown: str, key: str) -> None:
     """Read as the probes read it (relative to the working directory, as ``ssl`` does) and parsed as PEM."""
     path = Path(ca_file)
-    if not path.exists():
+    if not os.path.exists(path):  # os.path: False, not an exception, for a name too long to look up
         raise ConfigError(shown, key, f"{ca_file}: no such file")
-    if not path.is_file():
+    if not os.path.isfile(path):
         raise ConfigError(shown, key, f"{ca_file} is not a file")
     if path.stat().st_size > 16 << 20:
         raise ConfigError(shown, key, f"{ca_file} is larger than 16 MiB: not a CA bundle")
@@ -43,9 +43,9 @@ def _history_dir(history_dir: str, env_path: Path, shown: str) -> None:
     directory = Path(history_dir)
     if not directory.is_absolute():
         directory = env_path.parent / directory
-    if not directory.exists():
+    if not os.path.exists(directory):
         raise ConfigError(shown, "history_dir", f"{directory}: no such directory (create it, or fix the path)")
-    if not directory.is_dir():
+    if not os.path.isdir(directory):
         raise ConfigError(shown, "history_dir", f"{directory} is not a directory")
     if not os.access(directory, os.W_OK | os.X_OK) or _read_only(directory):
         raise ConfigError(shown, "history_dir", f"{directory} is not writable")

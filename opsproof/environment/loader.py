@@ -137,7 +137,7 @@ def _shown(path: Path) -> str:
 
 
 def _read_yaml(path: Path, shown: str):
-    if not path.exists() and not path.is_symlink():
+    if not os.path.lexists(path):  # os.path: False, not an exception, for a name too long to look up
         raise ConfigError(shown, "", "no such environment file")
     text = yamlsafe.read_text(path, shown)  # bounded, strict UTF-8: see yamlsafe
     try:
@@ -157,7 +157,7 @@ def _read_vars_file(env_path: Path, vars_file, shown: str) -> dict[str, str]:
     if not isinstance(vars_file, str):
         raise ConfigError(shown, "vars_file", "must be a path")
     path = (env_path.parent / vars_file).resolve()
-    if not path.exists():
+    if not os.path.exists(path):
         raise ConfigError(shown, "vars_file", f"{vars_file} not found (for the sandbox: run `opsproof sandbox up`)")
     lines = yamlsafe.read_text(path, shown, "vars_file", "vars file").splitlines()  # not /dev/zero, a directory, binary
     variables = {}
