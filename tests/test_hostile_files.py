@@ -148,3 +148,15 @@ def test_validate_of_an_alias_bomb_exits_4_in_one_line_with_bounded_time_and_mem
     assert done.stderr.count("\n") == 1 and "expands to more than 100000 values" in done.stderr, done.stderr
     measured = dict(part.split("=") for part in done.stdout.split())
     assert float(measured["elapsed_s"]) < 10 and float(measured["peak_rss_mb"]) < 300
+
+
+def test_a_path_too_long_to_look_up_is_a_config_error(tmp_path):
+    """Found by the fuzzer (seed 7, mutant 1550): ``os.stat`` raises ENAMETOOLONG instead of saying "missing"."""
+    long_name = "x" * 5000
+    path = tmp_path / "long.yaml"
+    for key, text in (("http.api.tls.ca_file", f"http: {{api: {{url: 'https://h', tls: {{ca_file: {long_name}}}}}}}\n"),
+                      ("vars_file", f"vars_file: {long_name}\n"), ("history_dir", f"history_dir: {long_name}\n")):
+        path.write_text(HEAD + text)
+        with pytest.raises(ConfigError) as refused:
+            load_environment(path, variables={})
+        assert refused.value.key_path == key, str(refused.value)
