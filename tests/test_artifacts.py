@@ -99,3 +99,11 @@ def test_a_full_reports_disk_is_one_line_and_exit_1(tmp_path, open_port):
         assert not (tiny / "disk" / "history.jsonl").exists() or not (tiny / "disk" / "history.jsonl").read_text()
     finally:
         subprocess.run(["umount", str(tiny)], check=False)
+
+
+def test_a_run_stopped_at_start_leaves_no_run_folder(tmp_path, open_port):
+    """The folder is claimed when the run starts; a usage error right after (exit 4) removes it again."""
+    run = _run(_environment(tmp_path, open_port), tmp_path / "reports", "--wait-lock", "soon")
+    stdout, stderr = run.communicate(timeout=120)
+    assert run.returncode == 4, stdout + stderr
+    assert not [p for p in (tmp_path / "reports").rglob("*") if p.is_dir() and p.name.endswith("-smoke")]
