@@ -198,4 +198,4 @@ def test_every_mutant_validates_or_is_refused_in_one_line(tmp_path, monkeypatch)
     elapsed_s = time.monotonic() - started
     print(f"\nfuzzed {MUTANTS} mutants of {len(texts)} files (seed {SEED}) in {elapsed_s:.1f} s: "
           f"{codes[0]} valid, {codes[4]} refused")
-    assert codes[4] > 0 and elapsed_s < 120
+    assert codes[4] > 0 and elapsed_s < 0.4 * MUTANTS  # about 0.05 s each; a slow walk is a defect too
