@@ -22,7 +22,7 @@ from opsproof.sandbox.https import issue, serve_in_thread, server_context, write
 ROOT = Path(__file__).resolve().parent.parent
 
 CHILD = textwrap.dedent("""\
-    import json, resource, sys, time
+    import json, sys, time
     from opsproof.errors import ProbeError
     kind, url, timeout_s = sys.argv[1], sys.argv[2], float(sys.argv[3])
     if kind == "http":
@@ -37,7 +37,9 @@ CHILD = textwrap.dedent("""\
     except ProbeError as error:
         outcome = {"error": str(error), "unreachable": error.unreachable, "retryable": error.retryable}
     outcome["elapsed_s"] = round(time.monotonic() - started, 2)
-    outcome["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so it would include the forking pytest's RSS
+    vm_hwm_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+    outcome["peak_rss_mb"] = round(vm_hwm_kb / 1024, 1)
     print(json.dumps(outcome))
 """)
 
