@@ -47,12 +47,15 @@ class ProbeError(Exception):
 
     Checks let it propagate: the outcome is *error*, which gates like a failure. ``unreachable``
     says the target itself did not answer, so its other checks are skipped rather than each
-    waiting for its own timeout.
+    waiting for its own timeout. ``retryable=False`` stops ``eventually`` from retrying what waiting
+    cannot fix.
     """
 
-    def __init__(self, message: str, unreachable: bool = False):
+    def __init__(self, message: str, unreachable: bool = False, *, retryable: bool = True, tls: bool = False):
         super().__init__(message)
         self.unreachable = unreachable
+        self.retryable = retryable  # False: waiting cannot help (a missing CA, a body over the limit)
+        self.tls = tls  # the TLS handshake failed: the TLS checks still read the certificate
 
 
 class SandboxError(RuntimeError):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 
+from opsproof.deadline import cut_off_after
 from opsproof.errors import ProbeError, first_line
 
 
@@ -31,9 +32,12 @@ class RedisProbe:
     def _redis(self):
         if self._client is None:
             import redis  # imported lazily: ~190 ms, only when an environment has Redis targets
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
 
+            # no client retries: redis-py 8 retries 10 times by default, multiplying every timeout
             kwargs = {"socket_timeout": self.timeout_s, "socket_connect_timeout": self.timeout_s,
-                      "decode_responses": True}
+                      "decode_responses": True, "retry": Retry(NoBackoff(), 0)}
             if self._password is not None:
                 kwargs["password"] = self._password
             self._client = redis.Redis.from_url(self._url, **kwargs)
@@ -51,13 +55,20 @@ class RedisProbe:
     def _execute(self, command: str, *args):
         import redis
 
+        client = self._redis()
+        expired = None
         try:
-            return self._redis().execute_command(command, *args)
-        except redis.TimeoutError:
-            raise ProbeError(f"{command}: no answer within {self.timeout_s:g} s", unreachable=True) from None
-        except redis.ConnectionError as exc:
-            raise ProbeError(f"{command}: {first_line(exc)}", unreachable=True) from None
-        except redis.RedisError as exc:
+            # socket_timeout bounds each read: a server answering a byte every 0.5 s is cut off here instead
+            with cut_off_after(self.timeout_s, client.connection_pool.disconnect) as expired:
+                return client.execute_command(command, *args)
+        except Exception as exc:
+            if not (expired is not None and expired.is_set() or isinstance(exc, redis.RedisError)):
+                raise
+            if expired is not None and expired.is_set() or isinstance(exc, redis.TimeoutError):
+                raise ProbeError(f"{command}: no complete answer within {self.timeout_s:g} s",
+                                 unreachable=True) from None
+            if isinstance(exc, redis.ConnectionError):
+                raise ProbeError(f"{command}: {first_line(exc)}", unreachable=True) from None
             raise ProbeError(f"{command}: {first_line(exc)}") from None
 
     def ping_ms(self) -> float:

@@ -176,6 +176,7 @@ def test_wait_healthy_reruns_the_targets_real_checks_until_they_pass(tmp_path, w
     env["http"] = {"api": {"url": sandbox.api_url, "timeout_s": 3, "ready": {"path": "/ready",
                                                                               "components": ["migrations"]}}}
     env["history_dir"] = str(tmp_path / "history")
+    (tmp_path / "history").mkdir()  # a history_dir must exist at load
     run = run_checks(write_env(env), *CONFIRMED)
     assert run.ret == 0, run.output
     step = drill(run)["steps"][0]

@@ -15,7 +15,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from opsproof.environment import problems
+from opsproof.environment import problems, yamlsafe
+from opsproof.environment.files import check_named_files
 from opsproof.environment.model import KINDS, Environment
 from opsproof.environment.web import Auth
 from opsproof.errors import ConfigError, Problem
@@ -43,26 +44,6 @@ class LoadedEnvironment:
     secrets: frozenset[str] = field(default_factory=frozenset, repr=False)
     warnings: tuple[Problem, ...] = ()  # what loads but is likely not meant: a percentage written as a fraction
     placeholders: tuple[str, ...] = ()  # --no-secrets: the ${VAR}s that were unset and given placeholders
-
-
-def _duplicate_key(node, key_path: tuple = ()):
-    """The key path and line of the first key given twice in one mapping (PyYAML keeps the last)."""
-    if isinstance(node, yaml.MappingNode):
-        seen = set()
-        for key_node, value_node in node.value:
-            key = key_node.value
-            if key in seen:
-                return ".".join(key_path + (str(key),)), key_node.start_mark.line + 1
-            seen.add(key)
-            found = _duplicate_key(value_node, key_path + (str(key),))
-            if found:
-                return found
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            found = _duplicate_key(item, key_path + (str(index),))
-            if found:
-                return found
-    return None
 
 
 def find_environment(name_or_path: str, directory: Path) -> Path:
@@ -124,6 +105,7 @@ def load_environment(path: Path, variables: Mapping[str, str] | None = None,
     environment = _validated(resolved, path, shown, whole)
     if environment.name != path.stem:
         raise ConfigError(shown, "name", f"{environment.name!r} does not match the file name {path.stem!r}")
+    check_named_files(environment, path, shown)  # ca_file, history_dir: usable now, not at every check
     for value, where in _declared_secrets(environment).items():
         secrets.setdefault(value, where)
     for value, where in history_key_secrets(environment, path, shown).items():
@@ -283,17 +265,11 @@ def _shown(path: Path) -> str:
 
 
 def _read_yaml(path: Path, shown: str):
+    if not os.path.lexists(path):  # os.path: False, not an exception, for a name too long to look up
+        raise ConfigError(shown, "", "no such environment file")
+    text = yamlsafe.read_text(path, shown)  # bounded, strict UTF-8: see yamlsafe
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(shown, "", "no such environment file") from None
-    except OSError as exc:
-        raise ConfigError(shown, "", f"cannot read: {exc.strerror}") from None
-    try:
-        duplicate = _duplicate_key(yaml.compose(text, Loader=yaml.SafeLoader))
-        if duplicate:
-            raise ConfigError(shown, duplicate[0], f"duplicate key (line {duplicate[1]})")
-        return yaml.safe_load(text)
+        return yamlsafe.load_yaml(text, shown)  # aliases, depth, duplicate and complex keys checked first
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f"line {mark.line + 1}" if mark else ""
@@ -309,12 +285,9 @@ def _read_vars_file(env_path: Path, vars_file, shown: str) -> dict[str, str]:
     if not isinstance(vars_file, str):
         raise ConfigError(shown, "vars_file", "must be a path")
     path = (env_path.parent / vars_file).resolve()
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise ConfigError(
-            shown, "vars_file", f"{vars_file} not found (for the sandbox: run `opsproof sandbox up`)"
-        ) from None
+    if not os.path.exists(path):
+        raise ConfigError(shown, "vars_file", f"{vars_file} not found (for the sandbox: run `opsproof sandbox up`)")
+    lines = yamlsafe.read_text(path, shown, "vars_file", "vars file").splitlines()  # not /dev/zero, a directory, binary
     variables = {}
     for number, line in enumerate(lines, 1):
         line = line.strip()
