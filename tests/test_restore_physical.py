@@ -52,7 +52,8 @@ def test_physical_restore_targets_load_and_two_sets_may_not_share_a_data_dir(tmp
     with pytest.raises(ConfigError) as error:
         load(tmp_path, f"  db: {PGBACKREST}restore_into: {{data_dir: /var/tmp/drill, scratch: true}}}}\n"
                        f"  base: {BASEBACKUP}restore_into: {{data_dir: /var/tmp/drill/, scratch: true}}}}\n")
-    assert error.value.problem == "backups.base.restore_into: the same scratch data directory as backups.db"
+    assert (error.value.key_path, error.value.problem) == ("backups.base.restore_into",
+                                                           "the same scratch data directory as backups.db")
 
 
 # --- the drill on real servers ------------------------------------------------------------------------------
