@@ -257,6 +257,27 @@ def test_drill_blocks_say_what_was_drilled_in_one_shape_also_from_older_results(
     assert "| Drill of | backup set nightly |" in markdown and "| Drill of | scenario outage |" in markdown
 
 
+def test_drill_that_stopped_before_it_found_a_backup_prints_no_none(project):
+    """A restore drill that stopped early recorded no backup, no finish and no target; a DR record without
+    its scenario: every block says "not recorded", never "None" (the report once printed "Scenario None")."""
+    env_file, path = project
+    when = NOW - timedelta(days=1)
+    early = {"kind": "restore", "backup_set": "nightly", "started_at": when.isoformat(), "outcome": "failed",
+             "failed_step": "find_backup", "error": "no backup in /var/backups", "steps": [], "verifications": []}
+    add_run(path.parent.parent, when, "backup", [check("test_restores", "failed", drill=early)], schema_version=2)
+    nameless = {"kind": "dr", "started_at": when.isoformat(), "outcome": "failed", "steps": [], "verifications": []}
+    add_run(path.parent.parent, when + timedelta(seconds=1), "dr", [check("test_dr", "failed", drill=nameless)],
+            schema_version=2)
+    doc = doc_for(project)
+    drills = _text(render(doc, "html")).split("Drills")[1].split("Waivers")[0]
+    assert "None" not in drills
+    assert "Drill of backup set nightly" in drills and "Drill of scenario (not recorded)" in drills
+    assert "Backup nightly, backup not recorded, taken not recorded" in drills
+    assert "Started / finished (UTC) " + when.isoformat() + " / not recorded" in drills
+    markdown = render(doc, "md").split("## Drills")[1].split("## Waivers")[0]
+    assert "None" not in markdown and "| Backup | nightly, backup not recorded, taken not recorded |" in markdown
+
+
 def test_unreadable_drill_record_is_said_not_dropped(project):
     env_file, path = project
     when = NOW - timedelta(days=1)
