@@ -6,7 +6,8 @@ of the nightly suite skips as not configured here), then opens its report.html a
 Chromium, several times. Prints the page's own time from navigation start to drawn (``performance.now()``
 after pytest-html's script has drawn the table) and Chromium's whole wall time, with an empty page's wall
 time beside it (Chromium's own start-up).
-Usage: ``.venv/bin/python bench/html_open.py [--checks 5000] [--failing 10] [--runs 5]``.
+Usage: ``.venv/bin/python bench/html_open.py [--checks 5000] [--failing 10] [--runs 5] [--keep report.html]``;
+``--page a.html --page b.html`` opens existing reports in turn instead (a before and after, side by side).
 """
 
 from __future__ import annotations
@@ -76,25 +77,40 @@ def main() -> None:
     parser.add_argument("--failing", type=int, default=10)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--keep", type=Path, help="copy the report here")
+    parser.add_argument("--page", type=Path, action="append", help="measure this report instead (repeatable: "
+                        "several are opened in turn, to compare them side by side)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="opsproof-bench-html-") as scratch:
-        page, run_s = write_run(Path(scratch), args.checks, args.failing)
+        if args.page:
+            pages = args.page
+        else:
+            page, run_s = write_run(Path(scratch), args.checks, args.failing)
+            print(f"run of {args.checks} checks ({args.failing} failing): {run_s:.1f} s")
+            pages = [page]
+            if args.keep:
+                args.keep.write_bytes(page.read_bytes())
         empty = Path(scratch) / "empty.html"
         empty.write_text("<!DOCTYPE html><html><body><p>empty</p></body></html>")
-        measure(page)  # warm-up: page cache, Chromium's own files
-        opened = [measure(page) for _ in range(args.runs)]
-        bare = [measure(empty)["wall_s"] for _ in range(args.runs)]
-        if args.keep:
-            args.keep.write_bytes(page.read_bytes())
-        size_mb = page.stat().st_size / 1e6
+        for page in pages:
+            measure(page, widest=False)  # warm-up: page cache, Chromium's own files
+        opened = {page: [] for page in pages}
+        bare = []
+        for _ in range(args.runs):  # in turn, so a busy moment of the machine hits each alike
+            for page in pages:
+                opened[page].append(measure(page, widest=False))
+            bare.append(measure(empty, widest=False)["wall_s"])
+        for page, runs in opened.items():
+            report(page, runs, bare)
+
+
+def report(page: Path, opened: list[dict], bare: list[float]) -> None:
     last = opened[-1]
-    print(f"run of {args.checks} checks ({args.failing} failing): {run_s:.1f} s; report.html {size_mb:.1f} MB, "
-          f"{last['rows']} table rows, overflow {last['scroll_width']} > {last['inner_width']} px: "
-          f"{last['scroll_width'] > last['inner_width']}")
-    print(f"opened (navigation start to drawn), median of {args.runs}: "
+    print(f"{page.name}: {page.stat().st_size / 1e6:.1f} MB, {last['rows']} table rows; "
+          f"page {last['scroll_width']} px wide in a {last['inner_width']} px window")
+    print(f"  opened (navigation start to parsed and laid out), median of {len(opened)}: "
           f"{statistics.median(m['opened_ms'] for m in opened):.0f} ms "
           f"(min {min(m['opened_ms'] for m in opened):.0f}, max {max(m['opened_ms'] for m in opened):.0f})")
-    print(f"chromium --dump-dom wall time: report {statistics.median(m['wall_s'] for m in opened):.2f} s, "
+    print(f"  chromium --dump-dom wall time: report {statistics.median(m['wall_s'] for m in opened):.2f} s, "
           f"empty page {statistics.median(bare):.2f} s")
 
 

@@ -21,7 +21,8 @@ CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "chrome")
 PROBE = """<script id="opsproof-probe">
 (function () {
   var root = document.documentElement, widest = null;
-  document.querySelectorAll('body *').forEach(function (e) {
+  var scrollWidth = root.scrollWidth, opened = performance.now();  // the first layout is part of opening
+  if (FIND_WIDEST) document.querySelectorAll('body *').forEach(function (e) {
     var right = e.getBoundingClientRect().right;
     if (right > window.innerWidth + 1 && (widest === null || right > widest.right)) {
       widest = {right: Math.round(right), tag: e.tagName, cls: e.className, text: (e.textContent || '').slice(0, 80)};
@@ -30,8 +31,8 @@ PROBE = """<script id="opsproof-probe">
   var out = document.createElement('pre');
   out.id = 'opsproof-measured';
   out.textContent = JSON.stringify({
-    opened_ms: performance.now(), scroll_width: root.scrollWidth, inner_width: window.innerWidth,
-    rows: document.querySelectorAll('#results-table tbody.results-table-row').length, widest: widest});
+    opened_ms: opened, scroll_width: scrollWidth, inner_width: window.innerWidth,
+    rows: document.querySelectorAll('tr').length, widest: widest});
   document.body.appendChild(out);
 })();
 </script>"""
@@ -46,15 +47,18 @@ def _flags(width: int, height: int) -> list[str]:
             "--no-first-run", "--disable-extensions", f"--window-size={width},{height}"]
 
 
-def measure(page: Path, width: int = 1280, height: int = 900, timeout_s: float = 60) -> dict:
-    """Open ``page`` at ``width`` px; return what it measured, plus Chromium's wall time (``wall_s``)."""
+def measure(page: Path, width: int = 1280, height: int = 900, timeout_s: float = 60, widest: bool = True) -> dict:
+    """Open ``page`` at ``width`` px; return what it measured, plus Chromium's wall time (``wall_s``).
+
+    ``widest``: also find the element reaching furthest right (it lays out the whole page: slow on a big one)."""
     binary = chromium()
     if binary is None:
         raise RuntimeError("no chromium on PATH (scripts/setup.sh installs it)")
     text = page.read_text(encoding="utf-8")
     with tempfile.TemporaryDirectory(prefix="opsproof-chromium-") as scratch:
         probed = Path(scratch) / page.name
-        probed.write_text(text.replace("</body>", PROBE + "</body>", 1) if "</body>" in text else text + PROBE,
+        probe = PROBE.replace("FIND_WIDEST", "true" if widest else "false")
+        probed.write_text(text.replace("</body>", probe + "</body>", 1) if "</body>" in text else text + probe,
                           encoding="utf-8")
         started = time.perf_counter()
         done = subprocess.run([binary, *_flags(width, height), f"--user-data-dir={scratch}/profile", "--dump-dom",

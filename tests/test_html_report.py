@@ -106,7 +106,7 @@ def _text(fragment: str) -> str:
 def test_each_failed_measurement_once_failures_first_and_skips_one_line_per_reason(page):
     path, results = page
     text = path.read_text()
-    table = text.split('<table id="checks">')[1].split("</table>")[0]
+    table = text.split('<section id="checks">')[1].split("</section>")[0]
     rows = re.findall(r'<tr class="([a-z]+)" data-check="([^"]*)">(.*?)</tr>', table, re.S)
     outcomes = [outcome for outcome, _, _ in rows]
     assert outcomes == sorted(outcomes, key=["failed", "warned", "passed"].index)  # failures, then warnings on top
