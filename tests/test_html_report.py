@@ -8,6 +8,7 @@ one line per reason, and every check's outcome and evidence still in the page.
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import shutil
@@ -147,3 +148,14 @@ def test_failing_nightly_report_fits_a_1280_px_window_in_chromium(page, tmp_path
     assert shot.stat().st_size > 10_000  # a drawn page, not a blank one
     if os.environ.get("OPSPROOF_SCREENSHOT_DIR"):  # to look at it: the screenshot is kept there
         shutil.copy(shot, Path(os.environ["OPSPROOF_SCREENSHOT_DIR"]) / "report-1280.png")
+
+
+def test_what_is_not_a_check_stays_in_pytest_htmls_table(pytester):
+    """A collection error is no check record: pytest-html's own table keeps it (shown only when not empty)."""
+    make_project(pytester)
+    pytester.makepyfile(test_broken="import no_such_module_here\n")
+    pytester.runpytest_inprocess("-p", "fixtures.plugin", "-p", "no:randomly")
+    (found,) = list((pytester.path / "reports").glob("*/*/report.html"))
+    blob = json.loads(html.unescape(re.search(r'data-jsonblob="([^"]*)"', found.read_text()).group(1)))
+    assert list(blob["tests"]) == ["test_broken.py"]  # the checks are in the plain tables, not here
+    assert "no_such_module_here" in blob["tests"]["test_broken.py"][0]["log"]
