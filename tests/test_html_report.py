@@ -120,6 +120,8 @@ def test_each_failed_measurement_once_failures_first_and_skips_one_line_per_reas
         assert queues.count(failed.split(" <= ")[0]) == 1  # once, as its evidence line, never again with [crit]
         assert failed in queues
     assert "[crit]" not in queues and "queue_length[emails] (3) <= 5000" in queues
+    (queues_row,) = [row for _, check, row in rows if check == "test_checks.py::test_queues_drain[api]"]
+    assert _text(queues_row).count("(9000)") == 1  # and not again below the row, as pytest's failure line
     assert cells["test_checks.py::test_latency[api]"] == "p95_latency_ms (700.0) <= 500 on http.api (warn)"
     skipped = text.split('<table id="skipped">')[1].split("</table>")[0]
     lines = re.findall(r'<td class="col-reason">(.*?)</td><td class="col-count">(\d+)</td>', skipped)
