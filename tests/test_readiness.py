@@ -284,3 +284,21 @@ def test_unreadable_drill_record_is_said_not_dropped(project):
     add_run(path.parent.parent, when, "dr", [check("test_dr_drill", drill={"kind": "dr", "verifications": ["ok"]})])
     assert any(line.startswith("the drill record of checks/test_x.py::test_dr_drill[main] in run ")
                and "cannot be read" in line for line in doc_for(project)["missing"])
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed (apt-get install chromium)")
+def test_report_with_long_ids_and_evidence_fits_a_1280_px_window(project, tmp_path):
+    """Check ids, evidence and hashes wrap inside their cells: nothing is wider than the window."""
+    from chromium import measure  # tests/chromium.py: the page measures itself
+
+    env_file, path = project
+    when = NOW - timedelta(days=1)
+    long_id = "checks/test_postgres.py::test_postgres_invariant_holds[" + "ledger_balances_match_" * 6 + "]"
+    evidence = {"measurements": [{"measure": "checksum", "value": "sha256:" + "9f" * 64, "op": "==",
+                                  "limit": "sha256:" + "0a" * 64, "verdict": "crit"}]}
+    add_run(path.parent.parent, when, "nightly", [check(long_id.removeprefix("checks/test_x.py::"), "failed",
+                                                        **evidence)])
+    page = tmp_path / "readiness.html"
+    page.write_text(render(doc_for(project), "html"))
+    measured = measure(page, width=1280, timeout_s=120)
+    assert measured["scroll_width"] <= measured["inner_width"] == 1280, measured["widest"]
