@@ -9,7 +9,8 @@ at its deadline (or on Ctrl-C) the whole group gets SIGTERM, then SIGKILL 2 s la
 On a host, ssh runs with the options opsproof.host's probes use (batch mode, ConnectTimeout and
 ServerAliveInterval from the host's ``timeout_s``, one multiplexed connection per host and drill), and
 the command under ``timeout`` there as well; unlike the probes' commands, which are cut at the host's
-``timeout_s``, each step has its own deadline.
+``timeout_s``, each step has its own deadline. The running itself (session, deadline, bounded output) is
+opsproof.commands', shared with the command and log checks.
 
 >>> execute(["sh", "-c", "echo hi; exit 3"], deadline=time.monotonic() + 5)
 (3, 'hi\\n')
@@ -19,69 +20,14 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
 import subprocess
 import tempfile
-import threading
 import time
 from urllib.parse import urlsplit
 
+from opsproof.commands import execute
 from opsproof.drills.runner import Did, StepFailed
 from opsproof.host import COMMAND_TIMED_OUT, SSH_UNREACHABLE
-
-OUTPUT_BYTES = 64 * 1024
-KILL_GRACE_S = 2.0
-
-
-def _stop_group(process: subprocess.Popen) -> None:
-    """SIGTERM to the command's session, SIGKILL after the grace period."""
-    for sig, wait_s in ((signal.SIGTERM, KILL_GRACE_S), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(wait_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def execute(argv: list[str], env: dict | None = None, stdin: bytes | None = None,
-            deadline: float | None = None) -> tuple[int | None, str]:
-    """Run ``argv`` in its own session until it exits or ``deadline``; returns (exit code, or None when it was
-    stopped at its deadline; the last ``OUTPUT_BYTES`` of stdout and stderr together)."""
-    process = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    kept = bytearray()
-
-    def drain() -> None:
-        for chunk in iter(lambda: os.read(process.stdout.fileno(), 65536), b""):
-            kept.extend(chunk)
-            del kept[:-OUTPUT_BYTES]
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        if stdin is not None:
-            try:
-                process.stdin.write(stdin)
-                process.stdin.close()
-            except BrokenPipeError:
-                pass
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        try:
-            code = process.wait(remaining)
-        except subprocess.TimeoutExpired:
-            _stop_group(process)
-            code = None
-    except BaseException:  # Ctrl-C or SIGTERM: the command goes with the drill's step
-        _stop_group(process)
-        raise
-    finally:
-        reader.join(1.0)  # a daemon it started may hold the pipe open; what was read is enough
-        process.stdout.close()
-    return code, bytes(kept).decode(errors="replace")
 
 
 def _ssh(host, control_dir: str) -> list[str]:
