@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from opsproof.output import MISSING, field, number, parse_json
+from opsproof.output import field, last_line, number, parse_json
 
 pytestmark = [pytest.mark.smoke, pytest.mark.nightly]
 
@@ -16,11 +16,12 @@ OUTPUT_TAIL_CHARS = 2000
 def test_command_output_as_expected(host_target, host_command, host, evidence):
     name = host_command.name
     ran = host.command(host_command)
-    evidence.record(f"{name} duration_s", round(ran.took_s, 3))
+    evidence.within(f"{name} duration_s", round(ran.took_s, 3), host_command.duration_s)
     evidence.record(f"{name} output_tail", ran.stdout[-OUTPUT_TAIL_CHARS:] + ran.stderr[-500:])
     exit_code = ran.code if ran.code is not None else f"none: stopped at its timeout of {host_command.timeout_s:g} s"
     if host_command.exit_code is not None or ran.code is None:
-        evidence.require(f"{name} exit_code", exit_code, "==", host_command.exit_code or 0)
+        evidence.require(f"{name} exit_code", exit_code, "==", host_command.exit_code or 0,
+                         note=last_line(ran.stderr) or last_line(ran.stdout) or None)
     if host_command.stdout is not None:
         evidence.expect(f"{name} stdout_matches", bool(re.search(host_command.stdout, ran.stdout, re.MULTILINE)),
                         "==", True, note=f"/{host_command.stdout}/")
@@ -38,7 +39,6 @@ def test_command_output_as_expected(host_target, host_command, host, evidence):
     if host_command.number is not None:
         limit = host_command.number
         value = number(ran.stdout, limit.regex, limit.json_path)
-        if evidence.expect(f"{name} {limit.measure}", MISSING if value is None else "found", "==", "found",
+        if evidence.expect(f"{name} {limit.measure}_found", value is not None, "==", True,
                            note=f"/{limit.regex}/" if limit.regex else limit.json_path):
             evidence.within(f"{name} {limit.measure}", value, limit.threshold)
-    evidence.within(f"{name} duration_s", ran.took_s, host_command.duration_s)

@@ -17,6 +17,12 @@ import re
 MISSING = "(missing)"
 
 
+def last_line(text: str, chars: int = 200) -> str:
+    """The last non-empty line of an output, cut at ``chars`` (``""`` when it printed nothing)."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:chars] if lines else ""
+
+
 def parse_json(text: str):
     """The output as JSON; a banner before it is skipped by reading its last line. None when neither parses."""
     for candidate in (text, (text.strip().splitlines() or [""])[-1]):
