@@ -13,7 +13,7 @@ def _judge(check, result, evidence) -> None:
     evidence.record(f"{name} bytes_read", result.bytes_read)
     if result.lookback_s is not None:
         evidence.record(f"{name} window_s", round(result.lookback_s))
-    evidence.record(f"{name} matching_lines", result.matches)
+    evidence.record(f"{name} matches", result.matches)
     if result.lines_dropped:
         evidence.record(f"{name} lines_too_long_dropped", result.lines_dropped)
     if check.present:
