@@ -214,11 +214,12 @@ class HostProbe:
     def sample(self, seconds: float):
         """CPU and processes over ``seconds`` (opsproof.hoststats.Sample), taken once per probe and window."""
         if seconds not in self._samples:
-            from opsproof.hoststats import parse_sample, script
+            from opsproof.hoststats import SAMPLE_BYTES, parse_sample, script
 
-            ran = self.shell.run(script(seconds), seconds + self.timeout_s)
-            if ran.code != 0:
-                raise ProbeError(f"sampling /proc on {self.spec}: exit {ran.code}: {first_line(ValueError(ran.stderr or '?'))}")
+            ran = self.shell.run(script(seconds), seconds + self.timeout_s, keep_bytes=SAMPLE_BYTES)
+            if ran.code != 0 or ran.truncated:
+                said = "more than 16 MiB" if ran.truncated else f"exit {ran.code}: {first_line(ValueError(ran.stderr or '?'))}"
+                raise ProbeError(f"sampling /proc on {self.spec}: {said}")
             self._samples[seconds] = parse_sample(ran.stdout, seconds)
         return self._samples[seconds]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+SAMPLE_BYTES = 16 << 20  # two reads of every /proc/<pid>/stat and ps: about 150 KB for 300 processes
 MARK = "opsproof-sample"  # in the sampling script's own command line: it never counts as a process
 
 
@@ -72,7 +73,7 @@ def _procs(lines: list[str]) -> dict[int, tuple[str, int, int, int]]:
 
 
 def parse_sample(output: str, window_s: float = 1.0) -> Sample:
-    first, second, ps, constants = output.split("@@\n")
+    first, second, ps, constants = re.split(r"^@@\n", output, flags=re.MULTILINE)
     first_lines, second_lines = first.splitlines(), second.splitlines()
     (total1, idle1), (total2, idle2) = _cpu(first_lines[0]), _cpu(second_lines[0])
     cpus = int(second_lines[1])
