@@ -218,7 +218,8 @@ class HostProbe:
 
             ran = self.shell.run(script(seconds), seconds + self.timeout_s, keep_bytes=SAMPLE_BYTES)
             if ran.code != 0 or ran.truncated:
-                said = "more than 16 MiB" if ran.truncated else f"exit {ran.code}: {first_line(ValueError(ran.stderr or '?'))}"
+                said = "more than 16 MiB" if ran.truncated else \
+                    f"exit {ran.code}: {first_line(ValueError(ran.stderr or '?'))}"
                 raise ProbeError(f"sampling /proc on {self.spec}: {said}")
             self._samples[seconds] = parse_sample(ran.stdout, seconds)
         return self._samples[seconds]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 MAX_LINE = 1 << 20
 LINE_CHARS = 300  # a kept line is cut here
@@ -63,7 +63,7 @@ class Stamps:
         if stamp.tzinfo is None:
             stamp = stamp.replace(tzinfo=self.zone)
         if "%Y" not in self.format and "%y" not in self.format and self.format != "iso":  # syslog: no year
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             stamp = stamp.replace(year=now.year)
             if stamp > now + timedelta(days=1):
                 stamp = stamp.replace(year=now.year - 1)
@@ -119,7 +119,7 @@ class LogScan:
             if found is None:
                 break
             start = data.rfind(b"\n", 0, found.start()) + 1
-            stop = data.find(b"\n", found.end() if found.end() > found.start() else found.start())
+            stop = data.find(b"\n", max(found.start(), found.end()))
             stop = len(data) if stop < 0 else stop
             line = data[start:stop]
             position = stop + 1

@@ -10,9 +10,9 @@ import time
 import pytest
 import testinfra  # noqa: F401 - loaded once, kept across in-process runs
 import yaml
-
-from conftest import ChecksRun, ROOT
 from ssh_server import sshd  # noqa: F401 - the module-scoped sshd fixture
+
+from conftest import ROOT, ChecksRun
 
 CHECK = "test_command_output_as_expected"
 CANARY = "canary-cmd-token-7f3e19"

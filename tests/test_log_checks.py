@@ -9,21 +9,21 @@ import os
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import testinfra  # noqa: F401 - loaded once, kept across in-process runs
 import yaml
-from kubernetes import client as _client, config as _config  # noqa: F401 - loaded once, kept across runs
-
-from conftest import ChecksRun, ROOT
+from kubernetes import client as _client  # noqa: F401 - loaded once, kept across runs
 from ssh_server import sshd  # noqa: F401 - the module-scoped sshd fixture
 from test_kubernetes_checks import NS, PODS, Cluster
 
+from conftest import ROOT, ChecksRun
+
 CHECK = "test_host_log_pattern_within_limits"
 CANARY = "canary-log-token-41c0aa"
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 def stamp(minutes_ago: float) -> str:
@@ -154,8 +154,7 @@ def test_sparse_file_of_several_gb_read_in_bounded_time_and_memory(tmp_path):
         file.truncate(6 << 30)  # 6 GB of hole
         file.seek(0, 2)
         file.write(b"\n")  # the hole ends as a line of its own: one "line" of 6 GB of NULs
-        for minutes in range(50, 0, -1):
-            file.write(f"{stamp(minutes)} {'ERROR' if minutes % 10 == 0 else 'INFO'} tick {minutes}\n".encode())
+        file.writelines(f"{stamp(minutes)} {'ERROR' if minutes % 10 == 0 else 'INFO'} tick {minutes}\n".encode() for minutes in range(50, 0, -1))
     assert path.stat().st_blocks * 512 < 1 << 20  # sparse: a few KB on disk
     out = subprocess.run([sys.executable, "-c", SCAN, str(path)], capture_output=True, text=True, timeout=120,
                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})

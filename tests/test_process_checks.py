@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import testinfra  # noqa: F401 - loaded once, kept across in-process runs
 import yaml
-
-from conftest import ChecksRun, ROOT
 from ssh_server import sshd  # noqa: F401 - the module-scoped sshd fixture
+
+from conftest import ROOT, ChecksRun
 
 PM2 = ROOT / ".venv" / "node" / "node_modules" / ".bin" / "pm2"
 BUSY = "opsproof-busy-loop"
