@@ -127,8 +127,9 @@ def test_a_tail_that_starts_inside_the_window_warns(run_logs, tmp_path):
     assert "errors_1h window_covered (false) == true on host.box: the last" in record["message"]
 
 
-def test_window_on_a_file_without_timestamps_is_rejected_at_load(run_logs, tmp_path):
-    check = {"name": "errors", "file": "/var/log/app.log", "pattern": "ERROR", "window": "1h", "count": {"crit": 1}}
+@pytest.mark.parametrize("source", [{"file": "/var/log/app.log"}, {"run": "docker logs api"}])
+def test_window_without_timestamps_is_rejected_at_load(run_logs, source):
+    check = {"name": "errors", **source, "pattern": "ERROR", "window": "1h", "count": {"crit": 1}}
     run = run_logs(host({"host": "local://"}, [check]))
     assert run.ret == 4
     assert "host.box.logs.0" in run.output and "give timestamps" in run.output

@@ -162,6 +162,9 @@ class HostLog(LogExpectation):
             raise ValueError(f"give exactly one source of file, journald, run (not {sources or 'none'})")
         if self.file is not None and self.timestamps is None and (self.window or self.since):
             raise ValueError("a file's window is judged by its lines' timestamps: give timestamps (format)")
+        if self.run is not None and self.timestamps is None and (self.window or self.since):
+            raise ValueError("a command's window is judged by its lines' timestamps: give timestamps (format), "
+                             "or put the window in the command (docker logs --since 1h) and drop window/since")
         return self
 
 
