@@ -70,13 +70,52 @@ class Stamps:
         return stamp
 
 
+def required_literals(pattern: str, ignore_case: bool = False) -> tuple[list[bytes] | None, bool]:
+    """Strings of which every match holds one (the longest plain run of each top-level branch), lower-cased
+    when the match ignores case; None when some branch has no such run of 3 characters or more.
+
+    >>> required_literals("ERROR|Traceback")
+    ([b'ERROR', b'Traceback'], False)
+    >>> required_literals("(?i)Proof .* failed")
+    ([b' failed'], True)
+    >>> required_literals("a+b|ERROR")
+    (None, False)
+    """
+    try:
+        from re import _constants as constants, _parser as parser
+    except ImportError:  # Python < 3.11
+        import sre_constants as constants
+        import sre_parse as parser
+    try:
+        parsed = parser.parse(pattern)
+    except re.error:
+        return None, ignore_case
+    folded = ignore_case or bool(parsed.state.flags & re.IGNORECASE)
+    items = list(parsed)
+    branches = items[0][1][1] if len(items) == 1 and items[0][0] is constants.BRANCH else [items]
+    literals = []
+    for branch in branches:
+        best, run = b"", bytearray()
+        for op, argument in [*branch, (None, None)]:
+            if op is constants.LITERAL and argument < 128:
+                run.append(argument)
+                continue
+            best = max(best, bytes(run), key=len)
+            run.clear()
+        if len(best) < 3:
+            return None, folded
+        literals.append(best.lower() if folded else best)
+    return literals, folded
+
+
 class LogScan:
     """Feed it bytes; it counts lines matching ``pattern`` at or after ``cutoff`` (epoch seconds; with
     ``stamps`` only), keeps the last ``keep`` of them, and knows the first timestamp it saw."""
 
     def __init__(self, pattern: str, ignore_case: bool = False, stamps: Stamps | None = None,
                  cutoff: float | None = None, keep: int = 5, partial_start: bool = False):
-        self.pattern = re.compile(pattern.encode(), re.IGNORECASE if ignore_case else 0)
+        self.pattern = re.compile(pattern.encode(), re.MULTILINE | (re.IGNORECASE if ignore_case else 0))
+        self.literals, self.folded = required_literals(pattern, ignore_case)
         self.stamps, self.cutoff, self.keep = stamps, cutoff, keep
         self.count = 0
         self.kept: deque[tuple[str | None, str]] = deque(maxlen=max(keep, 1))
@@ -88,61 +127,90 @@ class LogScan:
         self._skip_partial = partial_start  # started mid-file: the first line is a fragment
 
     def feed(self, chunk: bytes) -> None:
+        """Search the whole lines ``chunk`` completes, in place (no copy of the chunk); keep its last fragment."""
         self.bytes_read += len(chunk)
-        data = self._carry + chunk if self._carry else chunk
-        end = data.rfind(b"\n")
-        if end < 0:
-            self._carry = data
+        first = chunk.find(b"\n")
+        if first < 0:
+            self._carry += chunk
             if len(self._carry) > MAX_LINE:
                 self._carry, self._skip_partial = b"", True  # the rest of this line is a fragment too
                 self.lines_dropped += 1
             return
-        whole, self._carry = data[:end + 1], data[end + 1:]
+        head, self._carry = self._carry + chunk[:first + 1], b""  # the line the previous chunks began
         if self._skip_partial:
-            whole = whole[whole.find(b"\n") + 1:]
             self._skip_partial = False
-        self._lines(whole)
+        elif len(head) > MAX_LINE:
+            self.lines_dropped += 1
+        else:
+            self._lines(head, 0, len(head))
+        last = chunk.rfind(b"\n")
+        if last > first:
+            self._lines(chunk, first + 1, last + 1)
+        self._carry = chunk[last + 1:]
 
     def finish(self) -> None:
         """The last line may lack its newline."""
         if self._carry and not self._skip_partial and len(self._carry) <= MAX_LINE:
-            self._lines(self._carry + b"\n")
+            line = self._carry + b"\n"
+            self._lines(line, 0, len(line))
         self._carry = b""
 
-    def _lines(self, data: bytes) -> None:
+    def _lines(self, data: bytes, lo: int, hi: int) -> None:
+        """Judge the whole lines in ``data[lo:hi]``."""
         if self.stamps is not None and self.first_stamp is None:
-            self.first_stamp = self.stamps.read(data[:4096])
+            self.first_stamp = self.stamps.read(data[lo:lo + 4096])
         before = self._last_stamp
-        position = 0
-        while True:
-            found = self.pattern.search(data, position)
-            if found is None:
-                break
-            start = data.rfind(b"\n", 0, found.start()) + 1
-            stop = data.find(b"\n", max(found.start(), found.end()))
-            stop = len(data) if stop < 0 else stop
-            line = data[start:stop]
-            position = stop + 1
-            stamp = self._stamp_of(data, start, line, before) if self.stamps is not None else None
-            if self.cutoff is not None and stamp is not None and stamp.timestamp() < self.cutoff:
-                continue
-            self.count += 1
-            if self.keep:
-                text = line.decode(errors="replace").rstrip("\r")
-                self.kept.append((stamp.isoformat() if stamp else None,
-                                  text if len(text) <= LINE_CHARS else text[:LINE_CHARS] + "..."))
-            if position >= len(data):
-                break
+        for start, stop in self._matching_lines(data, lo, hi):
+            self._matched(data, start, data[start:stop], before, lo)
         if self.stamps is not None:
-            self._last_stamp = self._stamp_before(data, len(data), before)
+            self._last_stamp = self._stamp_before(data, hi, before, lo)
 
-    def _stamp_of(self, data: bytes, start: int, line: bytes, before: datetime | None) -> datetime | None:
-        return self.stamps.read(line) or self._stamp_before(data, start, before)
+    def _matching_lines(self, data: bytes, lo: int, hi: int):
+        """(start, stop) of each line of ``data[lo:hi]`` the pattern matches. With literals every match must
+        contain, only lines holding one are searched (``bytes.find`` runs at memory speed; the regex engine
+        does not)."""
+        def line_around(at: int) -> tuple[int, int]:
+            start, stop = data.rfind(b"\n", lo, at) + 1, data.find(b"\n", at, hi)
+            return (start or lo), (hi if stop < 0 else stop)
 
-    def _stamp_before(self, data: bytes, end: int, before: datetime | None, lines: int = 200) -> datetime | None:
-        """The timestamp of the nearest stamped line before ``end`` (at most ``lines`` back), else ``before``."""
-        while end > 0 and lines > 0:
-            start = data.rfind(b"\n", 0, end - 1) + 1
+        if self.literals is None:
+            position = lo
+            while position < hi:
+                found = self.pattern.search(data, position, hi)
+                if found is None:
+                    return
+                start, stop = line_around(found.start())
+                yield start, stop
+                position = stop + 1
+            return
+        haystack = data.lower() if self.folded else data
+        upcoming = {literal: haystack.find(literal, lo, hi) for literal in self.literals}
+        while True:
+            at = min((p for p in upcoming.values() if p >= 0), default=-1)
+            if at < 0:
+                return
+            start, stop = line_around(at)
+            if self.pattern.search(data, start, stop):
+                yield start, stop
+            for literal, p in upcoming.items():
+                if 0 <= p <= stop:
+                    upcoming[literal] = haystack.find(literal, stop + 1, hi)
+
+    def _matched(self, data: bytes, start: int, line: bytes, before: datetime | None, lo: int) -> None:
+        stamp = (self.stamps.read(line) or self._stamp_before(data, start, before, lo)) if self.stamps else None
+        if self.cutoff is not None and stamp is not None and stamp.timestamp() < self.cutoff:
+            return
+        self.count += 1
+        if self.keep:
+            text = line.decode(errors="replace").rstrip("\r")
+            self.kept.append((stamp.isoformat() if stamp else None,
+                              text if len(text) <= LINE_CHARS else text[:LINE_CHARS] + "..."))
+
+    def _stamp_before(self, data: bytes, end: int, before: datetime | None, lo: int = 0,
+                      lines: int = 200) -> datetime | None:
+        """The timestamp of the nearest stamped line in ``data[lo:end]`` (at most ``lines`` back), else ``before``."""
+        while end > lo and lines > 0:
+            start = max(lo, data.rfind(b"\n", lo, end - 1) + 1)
             stamp = self.stamps.read(data[start:end])
             if stamp is not None:
                 return stamp
