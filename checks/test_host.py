@@ -29,6 +29,11 @@ def test_memory_available_above_floor(host_target, host, evidence):
     evidence.within("memory_available_pct", host.memory_available_pct(), _need(host_target, "memory_available_pct"))
 
 
+@pytest.mark.p1
+def test_memory_used_below_limit(host_target, host, evidence):
+    evidence.within("memory_used_pct", host.memory_used_pct(), _need(host_target, "memory_used_pct"))
+
+
 @pytest.mark.p2
 def test_load_per_cpu_below_limit(host_target, host, evidence):
     threshold = _need(host_target, "load_per_cpu")

@@ -56,6 +56,8 @@ class HostProbe:
         self._reached = False
         self._control_dir: str | None = None
         self._manager: str | None | bool = False  # False: not asked yet
+        self._shell = None
+        self._samples: dict[float, object] = {}
 
     def _reach(self) -> None:
         """One round trip before testinfra modules run, so an unreachable host is said so."""
@@ -191,9 +193,55 @@ class HostProbe:
         left = certificate.not_valid_after_utc - datetime.now(timezone.utc)
         return left.total_seconds() / 86400, certificate.subject.rfc4514_string()
 
+    @property
+    def shell(self):
+        """The shell command and log checks run in (opsproof.shell): one runner, bounded and killable."""
+        if self._shell is None:
+            from opsproof.shell import HostShell
+
+            self._shell = HostShell(self.spec, self._identity, self._ssh_config, self.timeout_s)
+        return self._shell
+
+    def command(self, check):
+        """Run a command check's command (opsproof.commands.Ran): its head kept, up to max_output_bytes."""
+        env = {name: value.get_secret_value() for name, value in check.env.items()}
+        return self.shell.run(check.run, check.timeout_s, env, keep_bytes=check.max_output_bytes, head=True)
+
+    def memory_used_pct(self) -> float:
+        """(MemTotal - MemAvailable) / MemTotal: the "used" that ``free`` prints since procps 3.3.10."""
+        return 100.0 - self.memory_available_pct()
+
+    def sample(self, seconds: float):
+        """CPU and processes over ``seconds`` (opsproof.hoststats.Sample), taken once per probe and window."""
+        if seconds not in self._samples:
+            from opsproof.hoststats import SAMPLE_BYTES, parse_sample, script
+
+            ran = self.shell.run(script(seconds), seconds + self.timeout_s, keep_bytes=SAMPLE_BYTES)
+            if ran.code != 0 or ran.truncated:
+                said = "more than 16 MiB" if ran.truncated else \
+                    f"exit {ran.code}: {first_line(ValueError(ran.stderr or '?'))}"
+                raise ProbeError(f"sampling /proc on {self.spec}: {said}")
+            self._samples[seconds] = parse_sample(ran.stdout, seconds)
+        return self._samples[seconds]
+
+    def log(self, check):
+        """Scan a log check's source on this host (opsproof.logsource.scan_host_log)."""
+        from opsproof.logsource import scan_host_log
+
+        return scan_host_log(self, check)
+
+    def pm2_apps(self, pm2) -> list[dict] | None:
+        """``pm2 jlist`` without ever starting a daemon: None when none runs for the PM2_HOME."""
+        from opsproof.pm2 import jlist
+
+        return jlist(self.shell, pm2)
+
     def close(self) -> None:
         """Ends the ssh master connection (it would otherwise linger for ControlPersist)."""
         self._host = None
+        if self._shell is not None:
+            self._shell.close()
+            self._shell = None
         if self._control_dir:
             socket_path = os.path.join(self._control_dir, "master")
             if os.path.exists(socket_path):

@@ -40,3 +40,13 @@ if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
     || { echo "opsproof setup: the Python install failed (see above)" >&2; exit 1; }
   touch "$stamp"
 fi
+
+# PM2 (the process checks' tests run real PM2 apps) comes from npm, into the project, never globally.
+pm2=.venv/node/node_modules/.bin/pm2
+if [[ ! -x $pm2 ]]; then
+  echo "opsproof setup: installing pm2 with npm into .venv/node" >&2
+  if ! npm install --prefix .venv/node --no-audit --no-fund --loglevel=error pm2@7 >&2 || [[ ! -x $pm2 ]]; then
+    echo "opsproof setup: pm2 is missing: 'npm install --prefix .venv/node pm2@7' failed (is the npm registry" \
+         "reachable? set npm's registry/proxy config); the PM2 tests skip saying so" >&2
+  fi
+fi

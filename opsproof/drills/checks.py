@@ -45,7 +45,8 @@ class ChecksRun:
 
 def run_checks(env_file: Path, deadline: float | None, suite: str | None = None, targets=(), checks=()) -> ChecksRun:
     """One inner run of checks/ against ``env_file``; ``deadline`` stops it (its process group) when reached."""
-    from opsproof.drills.command import execute, last_line
+    from opsproof.commands import execute
+    from opsproof.drills.command import last_line
 
     root = project_root()
     scratch = owned_tempdir("opsproof-dr-checks-")  # a killed run's is removed by the next one

@@ -9,7 +9,8 @@ at its deadline (or on Ctrl-C) the whole group gets SIGTERM, then SIGKILL 2 s la
 On a host, ssh runs with the options opsproof.host's probes use (batch mode, ConnectTimeout and
 ServerAliveInterval from the host's ``timeout_s``, one multiplexed connection per host and drill), and
 the command under ``timeout`` there as well; unlike the probes' commands, which are cut at the host's
-``timeout_s``, each step has its own deadline.
+``timeout_s``, each step has its own deadline. The running itself (session, deadline, bounded output) is
+opsproof.commands', and the host's shell opsproof.shell's, both shared with the command and log checks.
 
 >>> execute(["sh", "-c", "echo hi; exit 3"], deadline=time.monotonic() + 5)
 (3, 'hi\\n')
@@ -18,126 +19,42 @@ the command under ``timeout`` there as well; unlike the probes' commands, which 
 from __future__ import annotations
 
 import os
-import shlex
-import signal
-import subprocess
-import threading
 import time
-from urllib.parse import urlsplit
 
+from opsproof.commands import execute
 from opsproof.drills.runner import Did, StepFailed
-from opsproof.host import COMMAND_TIMED_OUT, SSH_UNREACHABLE
-from opsproof.processes import owned_tempdir
-
-OUTPUT_BYTES = 64 * 1024
-KILL_GRACE_S = 2.0
+from opsproof.errors import ProbeError
+from opsproof.shell import HostShell
+from opsproof.ssh import SSH_FAILED
 
 
-def _stop_group(process: subprocess.Popen) -> None:
-    """SIGTERM to the command's session, SIGKILL after the grace period."""
-    for sig, wait_s in ((signal.SIGTERM, KILL_GRACE_S), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(wait_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def execute(argv: list[str], env: dict | None = None, stdin: bytes | None = None,
-            deadline: float | None = None) -> tuple[int | None, str]:
-    """Run ``argv`` in its own session until it exits or ``deadline``; returns (exit code, or None when it was
-    stopped at its deadline; the last ``OUTPUT_BYTES`` of stdout and stderr together)."""
-    process = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    kept = bytearray()
-
-    def drain() -> None:
-        for chunk in iter(lambda: os.read(process.stdout.fileno(), 65536), b""):
-            kept.extend(chunk)
-            del kept[:-OUTPUT_BYTES]
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        if stdin is not None:
-            try:
-                process.stdin.write(stdin)
-                process.stdin.close()
-            except BrokenPipeError:
-                pass
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        try:
-            code = process.wait(remaining)
-        except subprocess.TimeoutExpired:
-            _stop_group(process)
-            code = None
-    except BaseException:  # Ctrl-C or SIGTERM: the command goes with the drill's step
-        _stop_group(process)
-        raise
-    finally:
-        reader.join(1.0)  # a daemon it started may hold the pipe open; what was read is enough
-        process.stdout.close()
-    return code, bytes(kept).decode(errors="replace")
-
-
-def _ssh(host, control_dir: str) -> list[str]:
-    """ssh to a host target as opsproof.host does: batch mode, its timeouts, one multiplexed connection."""
-    parts = urlsplit(host.host)
-    seconds = str(max(1, int(host.timeout_s)))
-    argv = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={seconds}", "-o", f"ServerAliveInterval={seconds}",
-            "-o", "ServerAliveCountMax=1", "-o", "ControlMaster=auto", "-o", "ControlPersist=60",
-            "-o", f"ControlPath={control_dir}/%C"]
-    if host.ssh_config:
-        argv += ["-F", os.path.expanduser(host.ssh_config)]
-    if host.ssh_identity_file:
-        argv += ["-i", os.path.expanduser(host.ssh_identity_file)]
-    if parts.port:
-        argv += ["-p", str(parts.port)]
-    return [*argv, f"{parts.username}@{parts.hostname}" if parts.username else parts.hostname]
-
-
-def _control_dir(context) -> str:
-    """One ssh control directory per drill; its master connections end with the drill."""
-    def make() -> str:
-        directory = str(owned_tempdir("opsproof-dr-ssh-"))  # a killed run's is removed by the next one
-
-        def close() -> None:
-            import shutil
-
-            for socket_path in os.listdir(directory):
-                subprocess.run(["ssh", "-o", f"ControlPath={directory}/{socket_path}", "-O", "exit", "opsproof"],
-                               capture_output=True, timeout=10)
-            shutil.rmtree(directory, ignore_errors=True)
-
-        context.closers.append(close)
-        return directory
-    return context.once("ssh-control-dir", make)
+def _shell(context, ref: str) -> HostShell:
+    """One shell per host and drill (its one ssh master connection ends with the drill)."""
+    def make() -> HostShell:
+        host = context.target(ref)
+        shell = HostShell(host.host, host.ssh_identity_file, host.ssh_config, host.timeout_s)
+        context.closers.append(shell.close)
+        return shell
+    return context.once(f"shell:{ref}", make)
 
 
 def step(step, context):
     """The ``run`` step's action: ``do(deadline)`` runs the command and judges its exit code."""
     env = {name: value.get_secret_value() for name, value in step.env.items()}
-    host = context.target(step.host) if step.host and context.target(step.host).host != "local://" else None
+    ref = step.host if step.host and context.target(step.host).host != "local://" else None
 
     def do(deadline: float | None):
         started = time.monotonic()
-        if host is None:
+        if ref is None:
             code, output = execute(["/bin/sh", "-c", step.command], {**os.environ, **env}, None, deadline)
         else:
             seconds = max(1.0, (deadline or started + step.timeout) - started)
-            script = f'eval "$(cat)"; {step.command}' if env else step.command
-            remote = f"timeout -k 2 {seconds:.0f} sh -c {shlex.quote(script)}"
-            exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()).encode() if env else None
-            code, output = execute([*_ssh(host, _control_dir(context)), remote], None, exports,
-                                   None if deadline is None else deadline + 3)
-            if code == SSH_UNREACHABLE:
-                raise StepFailed(f"ssh {step.host}: {last_line(output) or 'connection failed'}", output, code)
-            if code == COMMAND_TIMED_OUT:  # cut by timeout on the host
-                code = None
+            try:
+                ran = _shell(context, ref).run(step.command, seconds, env, merge_stderr=True)
+            except ProbeError as error:  # ssh itself failed: it never reached a shell on the host
+                said = str(error).split(": ", 1)[-1]
+                raise StepFailed(f"ssh {step.host}: {said or 'connection failed'}", "", SSH_FAILED) from None
+            code, output = ran.code, ran.stdout
         took = time.monotonic() - started
         if code is None:
             raise StepFailed(f"no exit within its timeout of {step.timeout:g} s: stopped", output)

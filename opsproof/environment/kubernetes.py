@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from opsproof.environment.base import Model, Seconds, Target
 from opsproof.environment.cluster import ClusterExpectations
+from opsproof.environment.ops import PodLog
 from opsproof.environment.overrides import Release
 
 Name = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")]
@@ -49,6 +50,7 @@ class KubernetesTarget(Target, ClusterExpectations):
     workloads: list[Workload] = Field(default_factory=list)
     services: list[ServiceExpectation] = Field(default_factory=list)
     cronjobs: list[CronJobExpectation] = Field(default_factory=list)
+    logs: list[PodLog] = Field(default_factory=list, description="patterns in the pods' logs of a workload")
     restart_limit: Annotated[int, Field(ge=0)] = 3
     events_window_min: Annotated[float, Field(gt=0, le=24 * 60)] = 30
     request_timeout_s: Seconds = 10.0

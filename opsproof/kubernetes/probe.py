@@ -115,6 +115,28 @@ class KubernetesProbe(ClusterReads):
                                          label_selector=selector).get("items") or []
         return self._pods[key]
 
+    def pod_logs(self, check, namespace: str):
+        """A log check over every pod of a workload (opsproof.logsource.scan_pod_logs); no pods is an error."""
+        from opsproof.logsource import scan_pod_logs
+
+        pods = self.pods(check.kind, namespace, check.workload)
+        if not pods:
+            raise ProbeError(f"{namespace}/{check.kind}/{check.workload}: no pods to read logs from")
+
+        def read(name: str, pod_namespace: str, container: str, **query):
+            from kubernetes import client
+
+            try:
+                return client.CoreV1Api(self._api()).read_namespaced_pod_log(
+                    name, pod_namespace or namespace, container=container, _preload_content=False,
+                    _request_timeout=self.timeout_s, **query)
+            except Exception as exc:  # noqa: BLE001 - ApiException and urllib3's errors, said as one line
+                status = getattr(exc, "status", None)
+                raise ProbeError(f"read_namespaced_pod_log({name}, {container}): "
+                                 f"{f'HTTP {status} {exc.reason}' if status else first_line(exc)}") from None
+
+        return scan_pod_logs(read, pods, check)
+
     def warning_events(self, namespace: str) -> list[dict]:
         return self._call("CoreV1Api", "list_namespaced_event", namespace,
                           field_selector="type=Warning").get("items") or []
