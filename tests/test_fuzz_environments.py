@@ -167,7 +167,7 @@ def _validate(path: Path) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def test_every_mutant_validates_or_is_refused_in_one_line(tmp_path, monkeypatch):
+def test_every_mutant_validates_or_is_refused_one_line_per_problem(tmp_path, monkeypatch):
     texts = seeds()
     assert texts, "no environment files to mutate"
     for name in {n for text in texts.values() for n in re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", text)}:
@@ -193,7 +193,11 @@ def test_every_mutant_validates_or_is_refused_in_one_line(tmp_path, monkeypatch)
         assert code in (0, 4), f"{replay}: exit {code}\n{out}{err}"
         assert "Traceback" not in out + err, f"{replay}\n{err}"
         if code == 4:
-            assert err.count("\n") == 1 and err.startswith("opsproof: "), f"{replay}: not one line:\n{err}"
+            first, *each = err.splitlines()
+            assert first.startswith("opsproof: ") and err.endswith("\n"), f"{replay}: not opsproof's refusal:\n{err}"
+            if each:  # every problem at once: a count, then one line per problem naming its file
+                assert first.endswith(f": {len(each)} problems"), f"{replay}: not one line per problem:\n{err}"
+                assert all(line.startswith(f"  {path.parent.name}/") for line in each), f"{replay}:\n{err}"
         codes[code] += 1
     elapsed_s = time.monotonic() - started
     print(f"\nfuzzed {MUTANTS} mutants of {len(texts)} files (seed {SEED}) in {elapsed_s:.1f} s: "

@@ -14,12 +14,14 @@ from pathlib import Path
 from opsproof.errors import ConfigError
 
 
-def check_named_files(environment, env_path: Path, shown: str) -> None:
+def check_named_files(environment, env_path: Path, shown: str, placed: frozenset[str] = frozenset()) -> None:
+    """``placed``: key paths whose value holds a ``--no-secrets`` placeholder, which names no real file."""
     for name, target in environment.targets("http").items():
         tls = getattr(target, "tls", None)
-        if tls is not None and tls.ca_file:
-            _ca_file(tls.ca_file, shown, f"http.{name}.tls.ca_file")
-    if environment.history_dir:
+        key = f"http.{name}.tls.ca_file"
+        if tls is not None and tls.ca_file and key not in placed:
+            _ca_file(tls.ca_file, shown, key)
+    if environment.history_dir and "history_dir" not in placed:
         _history_dir(environment.history_dir, env_path, shown)
 
 

@@ -105,7 +105,8 @@ def load_environment(path: Path, variables: Mapping[str, str] | None = None,
     environment = _validated(resolved, path, shown, whole)
     if environment.name != path.stem:
         raise ConfigError(shown, "name", f"{environment.name!r} does not match the file name {path.stem!r}")
-    check_named_files(environment, path, shown)  # ca_file, history_dir: usable now, not at every check
+    placed = {".".join(where) for where, names in _references_at(raw) if names & unset}
+    check_named_files(environment, path, shown, placed)  # ca_file, history_dir: usable now, not at every check
     for value, where in _declared_secrets(environment).items():
         secrets.setdefault(value, where)
     for value, where in history_key_secrets(environment, path, shown).items():
@@ -191,6 +192,18 @@ def _references(node):
             yield from _references(value)
     elif isinstance(node, str):
         yield from REFERENCE.findall(node)
+
+
+def _references_at(node, where: tuple = ()):
+    """(key path, set of ${VAR} names) of each string value that refers to a variable."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _references_at(value, where + (str(key),))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _references_at(value, where + (str(index),))
+    elif isinstance(node, str) and "${" in node:
+        yield where, set(REFERENCE.findall(node))
 
 
 def _whole_references(node, where: tuple = ()):
