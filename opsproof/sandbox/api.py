@@ -1,7 +1,8 @@
 """The sandbox's demo API: /health, /ready, /metrics and /v1/wallets, backed by its PostgreSQL and Redis.
 
 Faults are injected through ``/_sandbox/faults`` (sandbox only): ``{"health": "degraded"}``,
-``{"delay_ms": 3000}``, ``{"status": 500}``, ``{"unready": "migrations"}`` (with ``"unready_requests": 3``
+``{"healthy_requests": 4}`` (healthy for
+the next 4 health requests, then degraded), ``{"delay_ms": 3000}``, ``{"status": 500}``, ``{"unready": "migrations"}`` (with ``"unready_requests": 3``
 only for the next 3 readiness requests), ``{"missing": "cache"}``, ``{"database": "down"}`` (as /health
 sees it), ``{"content_type": "text/html"}``, ``{"paths": {"/v1/wallets": 500}}`` (one path's status);
 DELETE clears them. ``POST /_sandbox/database {"dsn": ...}`` repoints it to another database (a failover).
@@ -142,6 +143,10 @@ def make_handler(backends: Backends, faults: Faults):
             DB_UP.set(int(database))
             CACHE_UP.set(int(cache))
             healthy = database and cache and faults.settings.get("health") != "degraded"
+            remaining = faults.settings.get("healthy_requests")  # healthy for this many more requests, then degraded
+            if remaining is not None:
+                healthy = healthy and remaining > 0
+                faults.settings["healthy_requests"] = max(0, remaining - 1)
             body = {
                 "status": "healthy" if healthy else "degraded",
                 "version": VERSION,
