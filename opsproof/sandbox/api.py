@@ -3,7 +3,8 @@
 Faults are injected through ``/_sandbox/faults`` (sandbox only): ``{"health": "degraded"}``,
 ``{"healthy_requests": 4}`` (healthy for
 the next 4 health requests, then degraded), ``{"delay_ms": 3000}``, ``{"status": 500}``, ``{"unready": "migrations"}`` (with ``"unready_requests": 3``
-only for the next 3 readiness requests), ``{"missing": "cache"}``, ``{"database": "down"}`` (as /health
+only for the next 3 readiness requests), ``{"missing": "cache"}``, ``{"ready_states": "strings"}``
+(components answered as ``"ready"``/``"unready"``), ``{"database": "down"}`` (as /health
 sees it), ``{"content_type": "text/html"}``, ``{"paths": {"/v1/wallets": 500}}`` (one path's status);
 DELETE clears them. ``POST /_sandbox/database {"dsn": ...}`` repoints it to another database (a failover).
 Also served: /old-health (301 to /health), /v1/account (needs
@@ -169,6 +170,8 @@ def make_handler(backends: Backends, faults: Faults):
                 components[unready] = {"ready": False, "reason": "injected fault"}
             components.pop(faults.settings.get("missing"), None)
             ready = all(c["ready"] for c in components.values())
+            if faults.settings.get("ready_states") == "strings":  # {"redis": "ready"}, as some frameworks answer
+                components = {name: "ready" if c["ready"] else "unready" for name, c in components.items()}
             self._send(200 if ready else 503, {"ready": ready, "checks": components})
 
         def _redirect(self):
