@@ -82,6 +82,10 @@ def main() -> None:
         samples = soak(base + ["-q", "--soak", f"{window}/{args.every}", "--reports-dir", str(state_dir / "soak")],
                        env)
         elapsed_s = time.monotonic() - started
+        results = max((state_dir / "soak").glob("*/*/results.json"), key=lambda p: p.stat().st_mtime)
+        checks = json.loads(results.read_text())["checks"]
+        records = [m["value"] for c in checks for m in c["measurements"] if m["measure"] == "soak_samples"]
+        record_kb = len(json.dumps(records)) / 1024
     finally:
         sandbox_module.down(state_dir)
         shutil.rmtree(state_dir, ignore_errors=True)
@@ -91,6 +95,8 @@ def main() -> None:
     print(f"soak {window}/{args.every} of the smoke suite: {len(samples)} samples in {elapsed_s:.0f} s")
     print(f"  RSS first sample {samples[0][2] / 1024:.1f} MiB, last sample {samples[-1][2] / 1024:.1f} MiB "
           f"({(samples[-1][2] - samples[0][2]) / 1024:+.1f} MiB); after sample 2: {samples[1][2] / 1024:.1f} MiB")
+    print(f"  the sample records kept for results.json ({len(records)} soaked checks x {len(samples)} samples): "
+          f"{record_kb:.0f} KiB as JSON")
     print(f"  time per sample: first {samples[0][1] * 1000:.0f} ms, median of the rest {per_sample * 1000:.0f} ms, "
           f"max {max(later) * 1000:.0f} ms; plain run's check time {check * 1000:.0f} ms; "
           f"ratio {per_sample / check:.2f}")
