@@ -37,6 +37,18 @@ def test_a_steady_api_passes_every_sample_and_each_is_recorded(sandbox, write_en
     assert 2 <= elapsed_s < 2 + 15, f"a 3s/1s soak took {elapsed_s:.1f} s"  # two 1 s waits, then in-process start-up
 
 
+def test_a_soak_across_modules_with_skipped_checks_sets_up_and_tears_down_cleanly(sandbox, write_env, run_checks):
+    """test_http's ready check skips (not configured) between the health check and a test_metrics check."""
+    environment = health_environment(sandbox.api_url, metrics={"counters": {'errors_total{status=~"9.."}': {"crit": 0}}})
+    run = run_checks(write_env(environment), "--soak", "2s/1s", "-k", "health_returns or ready_components or counters")
+    assert run.ret == 0, run.output
+    outcomes = {r["check"]: (r["outcome"], len(samples_of(r)) if r["outcome"] != "skipped" else 0)
+                for r in run.results["checks"]}
+    assert outcomes == {"test_health_returns_expected_status": ("passed", 2),
+                        "test_ready_components_are_ready": ("skipped", 0),
+                        "test_metrics_counters_within_threshold": ("passed", 2)}
+
+
 def test_the_api_turning_degraded_at_sample_5_fails_naming_sample_5(sandbox, write_env, run_checks, api_faults):
     api_faults(healthy_requests=4)  # samples 1-4 see a healthy API, then every health request answers 503
     run = run_checks(write_env(health_environment(sandbox.api_url, soak="6s/1s")), "-k", HEALTH)
