@@ -43,7 +43,8 @@ def web_environment(sandbox) -> dict:
             "auth": {"basic_user": "operator", "basic_password": "${TEST_API_TOKEN}"},
             "requests": [{"name": "old_health", "path": "/old-health", "json": {"status": "healthy"},
                           "response_time_ms": SLOW},
-                         {"name": "account", "path": "/v1/account", "json": {"scheme": "Basic"}, "response_time_ms": SLOW}],
+                         {"name": "account", "path": "/v1/account", "json": {"scheme": "Basic"},
+                          "response_time_ms": SLOW}],
         },
     }}
 

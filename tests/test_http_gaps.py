@@ -67,8 +67,10 @@ def test_counters_with_regex_matchers_pass_then_fail_on_5xx(sandbox, write_env, 
 @pytest.mark.parametrize("metrics, key", [
     ({"counters": {'errors_total{status=~"5(.."}': {"crit": 0}}}, "http.api.metrics.counters"),
     ({"counters": {'errors_total{status=~5..}': {"crit": 0}}}, "http.api.metrics.counters"),
-    ({"error_ratio": {"errors": 'errors_total{status=~"5.."', "pct": {"crit": 5}}}, "http.api.metrics.error_ratio.errors"),
-    ({"error_ratio": {"total": 'http_requests_total{path!}', "pct": {"crit": 5}}}, "http.api.metrics.error_ratio.total"),
+    ({"error_ratio": {"errors": 'errors_total{status=~"5.."', "pct": {"crit": 5}}},
+     "http.api.metrics.error_ratio.errors"),
+    ({"error_ratio": {"total": 'http_requests_total{path!}', "pct": {"crit": 5}}},
+     "http.api.metrics.error_ratio.total"),
 ])
 def test_unreadable_selectors_are_rejected_at_load(sandbox, write_env, run_checks, metrics, key):
     path = write_env(api_target(sandbox, metrics=metrics))
@@ -84,7 +86,8 @@ def test_a_dependency_sends_its_own_credentials_method_and_body_and_never_the_ta
     seen: list[dict] = []
 
     def echo(request):
-        seen.append({"method": request.method, "headers": dict(request.headers), "body": request.get_data(as_text=True)})
+        seen.append({"method": request.method, "headers": dict(request.headers),
+                     "body": request.get_data(as_text=True)})
         return Response(json.dumps({"status": "operational", "headers": dict(request.headers)}),
                         content_type="application/json")
 
@@ -133,6 +136,7 @@ def test_string_readiness_states_are_judged_with_their_ready_values(sandbox, wri
     assert run.record("test_ready_components_are_ready")["message"] == (
         "unready_components ({'migrations': 'unready'}) == {} on http.api")
     api_faults(unready=None)
-    only_up = run_checks(write_env(api_target(sandbox, ready={**ready, "ready_values": "up"})), "-k", "ready_components")
+    only_up = run_checks(write_env(api_target(sandbox, ready={**ready, "ready_values": "up"})),
+                         "-k", "ready_components")
     assert only_up.record("test_ready_components_are_ready")["message"] == (
         "unready_components ({'database': 'ready', 'cache': 'ready', 'migrations': 'ready'}) == {} on http.api")

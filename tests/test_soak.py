@@ -39,7 +39,8 @@ def test_a_steady_api_passes_every_sample_and_each_is_recorded(sandbox, write_en
 
 def test_a_soak_across_modules_with_skipped_checks_sets_up_and_tears_down_cleanly(sandbox, write_env, run_checks):
     """test_http's ready check skips (not configured) between the health check and a test_metrics check."""
-    environment = health_environment(sandbox.api_url, metrics={"counters": {'errors_total{status=~"9.."}': {"crit": 0}}})
+    counters = {'errors_total{status=~"9.."}': {"crit": 0}}
+    environment = health_environment(sandbox.api_url, metrics={"counters": counters})
     run = run_checks(write_env(environment), "--soak", "2s/1s", "-k", "health_returns or ready_components or counters")
     assert run.ret == 0, run.output
     outcomes = {r["check"]: (r["outcome"], len(samples_of(r)) if r["outcome"] != "skipped" else 0)

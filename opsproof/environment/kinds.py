@@ -22,9 +22,9 @@ from opsproof.environment.datastores import MysqlTarget, PostgresTarget, RedisTa
 from opsproof.environment.dr import DrScenario
 from opsproof.environment.host import HostTarget
 from opsproof.environment.kubernetes import KubernetesTarget
+from opsproof.environment.prometheus import AlertmanagerTarget, PrometheusTarget
 from opsproof.environment.schema import SchemaTarget
 from opsproof.environment.tcp import TcpTarget
-from opsproof.environment.prometheus import AlertmanagerTarget, PrometheusTarget
 from opsproof.environment.web import HttpTarget
 
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
