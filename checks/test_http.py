@@ -55,12 +55,11 @@ def test_ready_components_are_ready(http_target, ready_response, evidence):
     listed = ready_response.field(ready.components_path, {})
     listed = listed if isinstance(listed, dict) else {}
     for name, state in listed.items():
-        evidence.record("component_ready", isinstance(state, dict) and state.get(ready.ready_field) is True,
-                        component=name)
+        evidence.record("component_ready", ready.is_ready(state), component=name)
     unready = {name: "missing" for name in ready.components if name not in listed}
-    unready |= {name: (state.get("reason", "not ready") if isinstance(state, dict) else repr(state))
-                for name, state in listed.items()
-                if not (isinstance(state, dict) and state.get(ready.ready_field) is True)}
+    unready |= {name: (state.get("reason", "not ready") if isinstance(state, dict) else
+                       state if isinstance(state, str) else repr(state))
+                for name, state in listed.items() if not ready.is_ready(state)}
     evidence.expect("unready_components", unready, "==", {})
 
 
@@ -69,6 +68,13 @@ def test_latency_p95_within_threshold(http_target, latency_samples, evidence):
     for measure in ("samples", "p50_ms", "max_ms"):
         evidence.record(measure, latency_samples[measure])
     evidence.judge("p95_latency_ms", latency_samples["p95_ms"], http_target.latency.p95_ms)
+
+
+@pytest.mark.p1
+def test_latency_path_p95_within_threshold(latency_path, latency_path_samples, evidence):
+    for measure in ("samples", "p50_ms", "max_ms"):
+        evidence.record(f"{latency_path.name}.{measure}", latency_path_samples[measure])
+    evidence.judge(f"{latency_path.name}.p95_latency_ms", latency_path_samples["p95_ms"], latency_path.p95_ms)
 
 
 @pytest.mark.p1
@@ -90,6 +96,11 @@ def test_smoke_request_returns_expected_content(smoke_request, smoke_response, e
     if smoke_request.body_pattern:
         actual[f"body ~ {smoke_request.body_pattern}"] = smoke_response.matches(smoke_request.body_pattern)
     evidence.expect(f"{smoke_request.name}.content", actual, "==", expected)
+
+
+@pytest.mark.p1
+def test_smoke_request_responds_within_threshold(smoke_request, smoke_response, evidence):
+    evidence.judge(f"{smoke_request.name}.response_time_ms", smoke_response.elapsed_ms, smoke_request.response_time_ms)
 
 
 @pytest.mark.p2

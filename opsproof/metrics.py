@@ -1,9 +1,9 @@
-"""Metrics probes: a target's Prometheus text exposition, and instant PromQL queries against Prometheus.
+"""Metrics probes: a target's Prometheus text exposition, and the Prometheus API (queries, alerts, rules).
 
 >>> scraped = scrape(HttpProbe("http://127.0.0.1:8080", 2), "/metrics")    # doctest: +SKIP
 >>> scraped.total('errors_total{status="500"}')                            # doctest: +SKIP
 0.0
->>> PrometheusProbe("http://prometheus:9090", 3).query("sum(up)")          # doctest: +SKIP
+>>> PrometheusProbe(HttpProbe("http://prometheus:9090", 3)).query("sum(up)")   # doctest: +SKIP
 {'value': 3.0, 'series': 1, 'labels': {}}
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from opsproof.environment.web import parse_selector
+from opsproof.environment.selectors import parse_selector
 from opsproof.errors import ProbeError, first_line
 
 
@@ -22,15 +22,15 @@ class Scrape:
     families: frozenset[str] = frozenset()  # every metric declared, with or without samples yet
 
     def matching(self, selector: str) -> list[float]:
-        name, labels = parse_selector(selector)
-        return [value for sample, sample_labels, value in self.samples
-                if sample == name and all(sample_labels.get(k) == v for k, v in labels.items())]
+        """Values of the series the selector matches (``=``, ``!=``, ``=~``, ``!~``, as Prometheus matches)."""
+        wanted = parse_selector(selector)
+        return [value for sample, labels, value in self.samples if wanted.matches(sample, labels)]
 
     def total(self, selector: str) -> float:
         """The sum of every series the selector matches; 0 when the metric is declared but that series has
         not been incremented yet. A metric the target does not declare at all (a typo, a rename) cannot
         be judged: that is a ProbeError, not a reassuring 0."""
-        name, _ = parse_selector(selector)
+        name = parse_selector(selector).name
         declared = {name, name.removesuffix("_total")} & self.families
         if not declared and not any(sample == name for sample, _, _ in self.samples):
             raise ProbeError(f"no metric {name} in the metrics")
@@ -74,29 +74,39 @@ def error_ratio(probe, path: str, ratio) -> dict:
 
 
 class PrometheusProbe:
-    """Instant queries against a Prometheus HTTP API (``/api/v1/query``), each bounded by ``timeout_s``."""
+    """A Prometheus HTTP API through one client (its auth, headers and CA): instant queries
+    (``/api/v1/query``), the firing alerts (``ALERTS``) and the rule groups (``/api/v1/rules``)."""
 
-    def __init__(self, url: str, timeout_s: float):
-        from opsproof.http import HttpProbe
+    def __init__(self, http):
+        self.timeout_s = http.timeout_s
+        self._http = http
 
-        self.timeout_s = timeout_s
-        self._http = HttpProbe(url, timeout_s)
+    def _api(self, path: str, what: str) -> dict:
+        response = self._http.get(path)
+        body = response.json if isinstance(response.json, dict) else {}
+        if response.status_code != 200 or body.get("status") != "success":
+            raise ProbeError(f"{what}: {body.get('error') or f'status {response.status_code}'}")
+        return body.get("data", {})
+
+    def vector(self, promql: str) -> list[dict]:
+        """Every series of an instant query (``[]`` when none): ``[{"metric": {...}, "value": [t, "1"]}]``."""
+        from urllib.parse import urlencode
+
+        data = self._api(f"/api/v1/query?{urlencode({'query': promql})}", f"query {promql!r}")
+        if data.get("resultType") == "scalar":
+            return [{"metric": {}, "value": data["result"]}]
+        return list(data.get("result", []))
 
     def query(self, promql: str) -> dict:
         """The first series' value of an instant vector (or a scalar); an empty result cannot be judged."""
-        from urllib.parse import urlencode
-
-        response = self._http.get(f"/api/v1/query?{urlencode({'query': promql})}")
-        body = response.json if isinstance(response.json, dict) else {}
-        if response.status_code != 200 or body.get("status") != "success":
-            raise ProbeError(f"query {promql!r}: {body.get('error') or f'status {response.status_code}'}")
-        data = body.get("data", {})
-        if data.get("resultType") == "scalar":
-            return {"value": float(data["result"][1]), "series": 1, "labels": {}}
-        result = data.get("result", [])
+        result = self.vector(promql)
         if not result:
             raise ProbeError(f"query {promql!r} returned no series")
         return {"value": float(result[0]["value"][1]), "series": len(result), "labels": result[0].get("metric", {})}
+
+    def rules(self) -> list[dict]:
+        """The rule groups Prometheus evaluates (``/api/v1/rules``), each with its rules' health and lastError."""
+        return list(self._api("/api/v1/rules", "rules").get("groups", []))
 
     def close(self) -> None:
         self._http.close()

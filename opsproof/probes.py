@@ -22,12 +22,7 @@ def _secret(value) -> str | None:
 def _http(target, environment: Environment):
     from opsproof.http import HttpProbe
 
-    headers = {k: v.get_secret_value() for k, v in target.headers.items()}
-    auth = None
-    if target.auth and target.auth.bearer_token:
-        headers["Authorization"] = f"Bearer {target.auth.bearer_token.get_secret_value()}"
-    elif target.auth:
-        auth = (target.auth.basic_user, target.auth.basic_password.get_secret_value())
+    headers, auth = credentials(target)
     verify = target.verify_tls
     if verify and target.tls and target.tls.ca_file:  # requests trust the CA the TLS checks verify against
         from opsproof.http import tls_context
@@ -39,17 +34,39 @@ def _http(target, environment: Environment):
 
 
 def dependency_probe(dependency):
-    """A dependency's own client: its URL and timeout and nothing of its target's (no token, basic
-    credentials, headers, proxy or CA), so a third party's status page never sees them."""
+    """A dependency's own client: its URL, timeout and its own auth and headers, and nothing of its
+    target's (no token, basic credentials, headers, proxy or CA), so a third party's status page never
+    sees them."""
     from opsproof.http import HttpProbe
 
-    return HttpProbe(dependency.url, dependency.timeout_s)
+    headers, auth = credentials(dependency)
+    return HttpProbe(dependency.url, dependency.timeout_s, headers=headers, auth=auth)
+
+
+def credentials(target) -> tuple[dict[str, str], tuple[str, str] | None]:
+    """A target's (or dependency's) headers with its bearer token, and its basic credentials for httpx."""
+    headers = {k: v.get_secret_value() for k, v in target.headers.items()}
+    auth = None
+    if target.auth and target.auth.bearer_token:
+        headers["Authorization"] = f"Bearer {target.auth.bearer_token.get_secret_value()}"
+    elif target.auth:
+        auth = (target.auth.basic_user, target.auth.basic_password.get_secret_value())
+    return headers, auth
 
 
 def _prometheus(target, environment: Environment):
     from opsproof.metrics import PrometheusProbe
 
-    return PrometheusProbe(target.url, target.timeout_s)
+    return PrometheusProbe(api_client(target))
+
+
+def api_client(target):
+    """The HTTP client of a Prometheus or Alertmanager target: its auth, headers and CA."""
+    from opsproof.http import HttpProbe, tls_context
+
+    headers, auth = credentials(target)
+    verify = tls_context(target.ca_file) if target.verify_tls and target.ca_file else target.verify_tls
+    return HttpProbe(target.url, target.timeout_s, verify, headers, auth=auth)
 
 
 def _postgres(target, environment: Environment):

@@ -13,6 +13,9 @@ import pytest
 from conftest import sandbox_environment
 
 
+SLOW = {"warn": 1000, "crit": 5000}  # generous: a loaded CI machine
+
+
 def web_environment(sandbox) -> dict:
     """Every HTTP expectation, on the sandbox API; no other kinds, so runs stay short."""
     api = sandbox.api_url
@@ -24,11 +27,13 @@ def web_environment(sandbox) -> dict:
                        "response_time_ms": {"warn": 1000, "crit": 5000}},  # generous: a loaded CI machine
             "ready": {"path": "/ready", "components_path": "checks", "components": ["database", "cache", "migrations"]},
             "latency": {"path": "/health", "samples": 5, "p95_ms": {"warn": 1000, "crit": 5000}},
+            "latencies": [{"name": "wallets", "path": "/v1/wallets", "samples": 2, "p95_ms": {"crit": 5000}}],
             "requests": [
-                {"name": "wallets", "path": "/v1/wallets", "exists": ["wallets.0.id"]},
-                {"name": "old_health", "path": "/old-health", "status": 301, "headers": {"location": "/health"}},
-                {"name": "account", "path": "/v1/account", "json": {"scheme": "Bearer"}},
-                {"name": "head_health", "method": "HEAD", "path": "/health"},
+                {"name": "wallets", "path": "/v1/wallets", "exists": ["wallets.0.id"], "response_time_ms": SLOW},
+                {"name": "old_health", "path": "/old-health", "status": 301, "headers": {"location": "/health"},
+                 "response_time_ms": SLOW},
+                {"name": "account", "path": "/v1/account", "json": {"scheme": "Bearer"}, "response_time_ms": SLOW},
+                {"name": "head_health", "method": "HEAD", "path": "/health", "response_time_ms": SLOW},
             ],
             "dependencies": [{"name": "payments", "url": f"{api}/status/payments", "json": {"status": "operational"},
                               "timeout_s": 1, "severity": "p3"}],
@@ -36,8 +41,10 @@ def web_environment(sandbox) -> dict:
         "follow": {
             "url": api, "follow_redirects": True,
             "auth": {"basic_user": "operator", "basic_password": "${TEST_API_TOKEN}"},
-            "requests": [{"name": "old_health", "path": "/old-health", "json": {"status": "healthy"}},
-                         {"name": "account", "path": "/v1/account", "json": {"scheme": "Basic"}}],
+            "requests": [{"name": "old_health", "path": "/old-health", "json": {"status": "healthy"},
+                          "response_time_ms": SLOW},
+                         {"name": "account", "path": "/v1/account", "json": {"scheme": "Basic"},
+                          "response_time_ms": SLOW}],
         },
     }}
 
@@ -57,8 +64,8 @@ def test_every_http_check_passes_on_the_healthy_api(sandbox, write_env, run_chec
     skipped = {r["message"] for r in run.results["checks"] if r["outcome"] == "skipped"}
     assert skipped == {"head_health expects no content", "http.follow has no health expectation",
                        "http.follow has no ready expectation", "http.follow has no latency expectation"}
-    # health 6, ready, latency, 4 requests x 2 (HEAD has no content), follow's 2 x 2, dependency 2
-    assert list(outcomes.values()).count("passed") == 6 + 1 + 1 + 7 + 4 + 2, outcomes
+    # health 6, ready, latency, 4 requests x 3 (HEAD has no content), follow's 2 x 3, dependency 2, latency path
+    assert list(outcomes.values()).count("passed") == 6 + 1 + 1 + 11 + 6 + 2 + 1, outcomes
     latency = {m["measure"]: m["value"] for m in run.record("test_latency_p95_within_threshold")["measurements"]}
     assert latency["samples"] == 5 and 0 < latency["p50_ms"] <= latency["p95_latency_ms"] <= latency["max_ms"]
     ready = run.record("test_ready_components_are_ready")["measurements"]

@@ -105,6 +105,39 @@ class Eventually(Model):
     every_s: seconds(600) = 1.0
 
 
+class Soak(Model):
+    """Re-run each check every ``every_s`` for ``window_s``; a failure in any sample fails it (the opposite of
+    eventually). Written ``{window_s: 30m, every_s: 1m}`` or ``"30m/1m"``.
+
+    >>> Soak.model_validate("30m/1m").samples
+    30
+    """
+
+    window_s: seconds(86400)
+    every_s: seconds(3600)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value):
+        if isinstance(value, str):
+            window, slash, every = value.partition("/")
+            if not slash:
+                raise ValueError(f"{value!r} is not WINDOW/EVERY, e.g. 30m/1m")
+            return {"window_s": window, "every_s": every}
+        return value
+
+    @model_validator(mode="after")
+    def _fits(self):
+        if self.every_s > self.window_s:
+            raise ValueError(f"every_s ({self.every_s:g} s) is longer than window_s ({self.window_s:g} s)")
+        return self
+
+    @property
+    def samples(self) -> int:
+        """How many times each check runs: one at the start, then one every ``every_s`` within the window."""
+        return max(1, int(self.window_s // self.every_s))
+
+
 class Target(Model):
     """What every target kind has: its name (the YAML key) and a severity override for its checks."""
 
@@ -112,6 +145,14 @@ class Target(Model):
     name: str = ""
     severity: Severity | None = None
     eventually: Eventually | None = None
+    soak: Soak | None = None
+
+    @model_validator(mode="after")
+    def _soak_or_eventually(self):
+        if self.soak is not None and self.eventually is not None:
+            raise ValueError("soak and eventually cannot be combined on one target: soak fails on any failed "
+                             "sample, eventually retries until the first pass")
+        return self
 
     @classmethod
     def check_section(cls, targets: dict[str, Target], environment) -> None:

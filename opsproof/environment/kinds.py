@@ -22,9 +22,10 @@ from opsproof.environment.datastores import MysqlTarget, PostgresTarget, RedisTa
 from opsproof.environment.dr import DrScenario
 from opsproof.environment.host import HostTarget
 from opsproof.environment.kubernetes import KubernetesTarget
+from opsproof.environment.prometheus import AlertmanagerTarget, PrometheusTarget
 from opsproof.environment.schema import SchemaTarget
 from opsproof.environment.tcp import TcpTarget
-from opsproof.environment.web import HttpTarget, PrometheusTarget
+from opsproof.environment.web import HttpTarget
 
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -94,7 +95,7 @@ def _checked(kinds: tuple[Kind, ...]) -> dict[str, Kind]:
 
 KINDS: dict[str, Kind] = _checked((
     Kind(HttpTarget, "opsproof.probes:_http",
-         (Items("smoke_request", "requests"), Items("dependency", "dependencies"))),
+         (Items("smoke_request", "requests"), Items("dependency", "dependencies"), Items("latency_path", "latencies"))),
     Kind(PostgresTarget, "opsproof.probes:_postgres", (Items("postgres_invariant", "invariants"),)),
     Kind(RedisTarget, "opsproof.probes:_redis", (Items("redis_queue", "queues"),)),
     Kind(KubernetesTarget, "opsproof.probes:_kubernetes", (Items("pod_log", "logs"),)),
@@ -104,6 +105,7 @@ KINDS: dict[str, Kind] = _checked((
     Kind(BackupTarget, "opsproof.probes:_backups"),
     Kind(MysqlTarget, "opsproof.probes:_mysql", (Items("mysql_invariant", "invariants"),)),
     Kind(PrometheusTarget, "opsproof.probes:_prometheus", (Items("prom_query", "queries"),)),
+    Kind(AlertmanagerTarget, "opsproof.alerting:AlertmanagerProbe.of"),
     Kind(TcpTarget, "opsproof.tcp:TcpProbe.of"),
     Kind(SchemaTarget, "opsproof.schema.probe:SchemaProbe.of"),
 ))

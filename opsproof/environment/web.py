@@ -1,4 +1,4 @@
-"""Expectations of HTTP targets (health, readiness, latency, smoke requests, TLS, metrics) and PromQL.
+"""Expectations of HTTP targets (health, readiness, latency, smoke requests, dependencies, TLS, metrics).
 
 Kept apart from model.py so the web areas can grow without crowding the other kinds.
 """
@@ -8,9 +8,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, SecretStr, StringConstraints, field_validator, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, StringConstraints, field_validator, model_validator
 
 from opsproof.environment.base import Model, Seconds, Target
+from opsproof.environment.selectors import parse_selector
 from opsproof.environment.versions import HttpVersion
 from opsproof.thresholds import Ceiling, Floor, PercentCeiling
 
@@ -20,8 +21,6 @@ Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,6
 Url = Annotated[str, StringConstraints(pattern=r"^https?://\S+$")]
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")  # RFC 9110: they change nothing on the server
-SELECTOR = re.compile(r'^(?P<name>[A-Za-z_:][A-Za-z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?$')
-LABEL = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"([^"]*)"\s*(?:,|$)')
 
 
 class ResponseExpectation(Model):
@@ -61,6 +60,7 @@ class SmokeRequest(ResponseExpectation):
     body: str | None = Field(None, description="request body sent as-is (set content-type in request_headers)")
     request_headers: dict[str, str] = Field(default_factory=dict, description="headers sent with this request")
     read_only: bool = Field(False, description="this non-GET request changes nothing (allowed on production)")
+    response_time_ms: Ceiling | None = None
 
     @model_validator(mode="after")
     def _one_body(self):
@@ -69,13 +69,27 @@ class SmokeRequest(ResponseExpectation):
         return self
 
 
+def _listed(value):
+    return value if isinstance(value, list) else [value]
+
+
 class ReadyExpectation(Model):
     """A readiness endpoint whose body lists components: ``{"checks": {"database": {"ready": true}}}``."""
 
     path: str = "/ready"
     components_path: str = "checks"
     ready_field: str = "ready"
+    ready_values: Annotated[list[JsonScalar], BeforeValidator(_listed), Field(min_length=1)] = Field(
+        default_factory=lambda: [True, "ready"],
+        description="what counts as ready: a component's ready_field, or the component's own value when it is "
+                    "a plain state ({\"redis\": \"ready\"})")
     components: list[str] = Field(default_factory=list, description="components that must be listed")
+
+    def is_ready(self, state) -> bool:
+        """``{"ready": true}`` or ``"ready"`` (by default): the value must equal one of ``ready_values``, type
+        included (``1`` is not ``true``)."""
+        value = state.get(self.ready_field) if isinstance(state, dict) else state
+        return any(type(value) is type(wanted) and value == wanted for wanted in self.ready_values)
 
 
 class LatencyExpectation(Model):
@@ -84,15 +98,11 @@ class LatencyExpectation(Model):
     p95_ms: Ceiling | None = None
 
 
-class Dependency(Model):
-    """An external provider's status endpoint: its own URL, timeout and severity."""
+class LatencyPath(LatencyExpectation):
+    """One of several latency paths of a target (``latencies``): its own name, path, samples and p95."""
 
     name: Name
-    url: Url
-    status: Status = 200
-    json_fields: dict[str, JsonScalar] = Field(default_factory=dict, alias="json")
-    timeout_s: Seconds = 5.0
-    severity: Literal["p0", "p1", "p2", "p3"] | None = None
+    path: str
 
 
 class Auth(Model):
@@ -113,6 +123,26 @@ class Auth(Model):
         return self
 
 
+class Dependency(Model):
+    """An external provider's status endpoint: its own URL, timeout, severity and, when it needs them, its own
+    credentials, headers, method and body (never its target's)."""
+
+    name: Name
+    url: Url
+    method: Method = "GET"
+    status: Status = 200
+    json_fields: dict[str, JsonScalar] = Field(default_factory=dict, alias="json")
+    timeout_s: Seconds = 5.0
+    severity: Literal["p0", "p1", "p2", "p3"] | None = None
+    auth: Auth | None = None
+    headers: dict[str, SecretStr] = Field(default_factory=dict, description="headers sent to this dependency only")
+    json_body: object = Field(None, description="request body sent as JSON")
+    body: str | None = Field(None, description="request body sent as-is (set content-type in headers)")
+    read_only: bool = Field(False, description="this non-GET request changes nothing (allowed on production)")
+
+    _one_body = model_validator(mode="after")(SmokeRequest._one_body)
+
+
 class TlsExpectation(Model):
     """The certificate the target serves: days to expiry, hostname, chain and protocol version."""
 
@@ -128,7 +158,8 @@ class GaugeLimits(Model):
 
 
 class ErrorRatio(Model):
-    """Errors as a share of requests between two scrapes ``gap_s`` apart."""
+    """Errors as a share of requests between two scrapes ``gap_s`` apart; selectors take ``=``, ``!=``, ``=~``
+    and ``!~`` label matchers (``http_requests_total{status=~"5.."}``)."""
 
     errors: str = 'errors_total'
     total: str = 'http_requests_total'
@@ -143,7 +174,7 @@ class ErrorRatio(Model):
 
 
 class MetricsExpectation(Model):
-    """Prometheus text at ``path``; series selectors like ``errors_total{status="500"}``."""
+    """Prometheus text at ``path``; series selectors like ``errors_total{status=~"5.."}``."""
 
     path: str = "/metrics"
     counters: dict[str, Ceiling] = Field(default_factory=dict)
@@ -156,18 +187,6 @@ class MetricsExpectation(Model):
         for selector in value:
             parse_selector(selector)
         return value
-
-
-def parse_selector(selector: str) -> tuple[str, dict[str, str]]:
-    """``errors_total{status="500"}`` -> ("errors_total", {"status": "500"})."""
-    match = SELECTOR.match(selector.strip())
-    if not match:
-        raise ValueError(f"{selector!r} is not a series selector like errors_total{{status=\"500\"}}")
-    labels_text = match.group("labels") or ""
-    labels = dict(LABEL.findall(labels_text))
-    if labels_text.strip() and not labels:
-        raise ValueError(f"{selector!r}: labels must look like name=\"value\"")
-    return match.group("name"), labels
 
 
 class HttpTarget(Target):
@@ -184,6 +203,7 @@ class HttpTarget(Target):
     health: HealthExpectation | None = None
     ready: ReadyExpectation | None = None
     latency: LatencyExpectation | None = None
+    latencies: list[LatencyPath] = Field(default_factory=list, description="more latency paths, each its own check")
     requests: list[SmokeRequest] = Field(default_factory=list)
     dependencies: list[Dependency] = Field(default_factory=list)
     tls: TlsExpectation | None = None
@@ -196,13 +216,14 @@ class HttpTarget(Target):
         if environment.tier != "production":
             return
         for target in targets.values():
-            for request in target.requests:
-                if request.method not in SAFE_METHODS and not request.read_only:
-                    raise ValueError(f"http.{target.name}.requests.{request.name}: {request.method} on tier "
-                                     f"production; production is read-only (set read_only: true only for a "
-                                     f"request that changes nothing, such as a search)")
+            for field, listed in (("requests", target.requests), ("dependencies", target.dependencies)):
+                for request in listed:
+                    if request.method not in SAFE_METHODS and not request.read_only:
+                        raise ValueError(f"http.{target.name}.{field}.{request.name}: {request.method} on tier "
+                                         f"production; production is read-only (set read_only: true only for a "
+                                         f"request that changes nothing, such as a search)")
 
-    @field_validator("requests", "dependencies")
+    @field_validator("requests", "dependencies", "latencies")
     @classmethod
     def _unique_names(cls, value):
         names = [item.name for item in value]
@@ -210,29 +231,3 @@ class HttpTarget(Target):
         if duplicates:
             raise ValueError(f"duplicate names: {', '.join(duplicates)}")
         return value
-
-
-class PromQuery(Model):
-    """One named instant query; its first series' value is judged (empty result: cannot measure)."""
-
-    name: Name
-    query: str
-    ceiling: Ceiling | None = None
-    floor: Floor | None = None
-
-    @model_validator(mode="after")
-    def _limited(self):
-        if self.ceiling is None and self.floor is None:
-            raise ValueError("give a ceiling, a floor or both")
-        return self
-
-
-class PrometheusTarget(Target):
-    """A Prometheus HTTP API: named instant queries (``/api/v1/query``) judged against thresholds."""
-
-    kind: ClassVar[str] = "prometheus"
-    url: Url
-    timeout_s: Seconds = 5.0
-    queries: list[PromQuery] = Field(default_factory=list)
-
-    _unique_names = field_validator("queries")(HttpTarget._unique_names.__func__)

@@ -1,8 +1,10 @@
 """The sandbox's demo API: /health, /ready, /metrics and /v1/wallets, backed by its PostgreSQL and Redis.
 
 Faults are injected through ``/_sandbox/faults`` (sandbox only): ``{"health": "degraded"}``,
-``{"delay_ms": 3000}``, ``{"status": 500}``, ``{"unready": "migrations"}`` (with ``"unready_requests": 3``
-only for the next 3 readiness requests), ``{"missing": "cache"}``, ``{"database": "down"}`` (as /health
+``{"healthy_requests": 4}`` (healthy for
+the next 4 health requests, then degraded), ``{"delay_ms": 3000}``, ``{"status": 500}``, ``{"unready": "migrations"}`` (with ``"unready_requests": 3``
+only for the next 3 readiness requests), ``{"missing": "cache"}``, ``{"ready_states": "strings"}``
+(components answered as ``"ready"``/``"unready"``), ``{"database": "down"}`` (as /health
 sees it), ``{"content_type": "text/html"}``, ``{"paths": {"/v1/wallets": 500}}`` (one path's status);
 DELETE clears them. ``POST /_sandbox/database {"dsn": ...}`` repoints it to another database (a failover).
 Also served: /old-health (301 to /health), /v1/account (needs
@@ -142,6 +144,10 @@ def make_handler(backends: Backends, faults: Faults):
             DB_UP.set(int(database))
             CACHE_UP.set(int(cache))
             healthy = database and cache and faults.settings.get("health") != "degraded"
+            remaining = faults.settings.get("healthy_requests")  # healthy for this many more requests, then degraded
+            if remaining is not None:
+                healthy = healthy and remaining > 0
+                faults.settings["healthy_requests"] = max(0, remaining - 1)
             body = {
                 "status": "healthy" if healthy else "degraded",
                 "version": VERSION,
@@ -164,6 +170,8 @@ def make_handler(backends: Backends, faults: Faults):
                 components[unready] = {"ready": False, "reason": "injected fault"}
             components.pop(faults.settings.get("missing"), None)
             ready = all(c["ready"] for c in components.values())
+            if faults.settings.get("ready_states") == "strings":  # {"redis": "ready"}, as some frameworks answer
+                components = {name: "ready" if c["ready"] else "unready" for name, c in components.items()}
             self._send(200 if ready else 503, {"ready": ready, "checks": components})
 
         def _redirect(self):
