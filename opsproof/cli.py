@@ -104,6 +104,9 @@ def _settled_heap():
 
 
 def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
+    # pydantic looks for plugins of its own in every installed package's metadata at its first model;
+    # opsproof uses none (set the variable empty to let pydantic look)
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     import pytest
 
     enabled = gc.isenabled()

@@ -29,6 +29,9 @@ from opsproof.secrets import (
 # A ${VAR} resolved under one of these keys is a secret, whatever the variable's name: credentials,
 # whatever goes into a request's headers or body (the server may echo it back), and anything under
 # notify: (a webhook URL is its own credential).
+# libyaml's parser where PyYAML was built with it (its wheels are): a 2000-target file took seconds
+# in the pure-Python one, which is the fallback
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SECRET_KEYS = {"password", "token", "headers", "bearer_token", "basic_password", "request_headers", "json_body",
                "body", "notify"}
 
@@ -161,16 +164,29 @@ def _read_yaml(path: Path, shown: str):
     except OSError as exc:
         raise ConfigError(shown, "", f"cannot read: {exc.strerror}") from None
     try:
-        duplicate = _duplicate_key(yaml.compose(text, Loader=yaml.SafeLoader))
-        if duplicate:
-            raise ConfigError(shown, duplicate[0], f"duplicate key (line {duplicate[1]})")
-        return yaml.safe_load(text)
+        try:
+            return _parse(text, SAFE_LOADER, shown)
+        except yaml.YAMLError:  # said by the pure-Python parser, whose messages name more (an alias, a tab)
+            return _parse(text, yaml.SafeLoader, shown)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f"line {mark.line + 1}" if mark else ""
         raise ConfigError(shown, line, f"{exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(shown, "", f"not valid YAML: {exc}") from None
+
+
+def _parse(text: str, loader_class, shown: str):
+    """Parsed once: the node tree is checked for duplicate keys, then built into Python values."""
+    loader = loader_class(text)
+    try:
+        node = loader.get_single_node()
+        duplicate = _duplicate_key(node)
+        if duplicate:
+            raise ConfigError(shown, duplicate[0], f"duplicate key (line {duplicate[1]})")
+        return loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
 
 
 def _read_vars_file(env_path: Path, vars_file, shown: str) -> dict[str, str]:
