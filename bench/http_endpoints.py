@@ -71,5 +71,6 @@ def main() -> None:
         print(f"  {side.label} run ({2 * args.endpoints} checks, all 3 reports): {side.median_s * 1000:7.0f} ms, "
               f"ratio {side.median_s / curl.median_s:.2f} (peak RSS {side.peak_rss_mb:.0f} MB)")
 
+
 if __name__ == "__main__":
     main()
