@@ -47,15 +47,16 @@ def main() -> None:
             sides.append(Side("opsproof before", opsproof.command, users_env({"PYTHONPATH": args.before})))
         compare(sides, args.runs, ROOT)
     print(f"daily health check, median of {args.runs} runs each, interleaved, against the sandbox:")
-    print(f"  shell (curl, psql, redis-cli, one after another): {shell.median_s * 1000:7.0f} ms")
-    print(f"  opsproof run --suite smoke (with all 3 reports):  {opsproof.median_s * 1000:7.0f} ms"
-          f"  (peak RSS {opsproof.peak_rss_mb:.0f} MB)")
-    print(f"  ratio opsproof / shell: {opsproof.median_s / shell.median_s:.2f}")
+    print(f"  {'':50} {'wall ms':>8} {'cpu ms':>8} {'peak RSS':>9}")
+    rows = [("shell (curl, psql, redis-cli, one after another)", shell),
+            ("opsproof run --suite smoke (with all 3 reports)", opsproof)]
     if args.before:
-        before = sides[2]
-        print(f"  opsproof from {args.before}: {before.median_s * 1000:7.0f} ms (peak RSS {before.peak_rss_mb:.0f} MB),"
-              f" ratio {before.median_s / shell.median_s:.2f}")
-
+        rows.append((f"opsproof from {args.before}", sides[2]))
+    for label, side in rows:
+        print(f"  {label:50} {side.median_s * 1000:8.0f} {side.median_cpu_s * 1000:8.0f} {side.peak_rss_mb:6.0f} MB")
+    for label, side in rows[1:]:
+        print(f"  ratio {label.split(' (')[0]} / shell: wall {side.median_s / shell.median_s:.2f}, "
+              f"cpu {side.median_cpu_s / shell.median_cpu_s:.2f}")
 
 if __name__ == "__main__":
     main()

@@ -66,11 +66,11 @@ def main() -> None:
         compare(sides, args.runs, ROOT)
     print(f"smoke suite over {args.endpoints} HTTP endpoints (status + JSON field), median of {args.runs} runs "
           "each, interleaved:")
-    print(f"  sequential curl + jq loop: {curl.median_s * 1000:7.0f} ms")
+    print(f"  sequential curl + jq loop: wall {curl.median_s * 1000:7.0f} ms, cpu {curl.median_cpu_s * 1000:7.0f} ms")
     for side in sides[1:]:
-        print(f"  {side.label} run ({2 * args.endpoints} checks, all 3 reports): {side.median_s * 1000:7.0f} ms, "
-              f"ratio {side.median_s / curl.median_s:.2f} (peak RSS {side.peak_rss_mb:.0f} MB)")
-
+        print(f"  {side.label} run ({2 * args.endpoints} checks, all 3 reports): wall {side.median_s * 1000:7.0f} ms, "
+              f"cpu {side.median_cpu_s * 1000:7.0f} ms; ratio wall {side.median_s / curl.median_s:.2f}, "
+              f"cpu {side.median_cpu_s / curl.median_cpu_s:.2f} (peak RSS {side.peak_rss_mb:.0f} MB)")
 
 if __name__ == "__main__":
     main()

@@ -4,7 +4,8 @@ Each check is a ``tcp`` target's connect check (``nc -z``) against a listener th
 loopback, in ``opsproof run --suite nightly`` with all three reports and the history record. The runs
 of every size are interleaved, ``--runs`` times after a warm-up each. The table shows the median wall
 time, the cost per check above the smallest run (``(t(N) - t(10)) / (N - 10)``) without the probes'
-own connect time (read from results.json), the step from the size before, and the run's peak RSS.
+own connect time (read from results.json), the step from the size before, the CPU time (user + system;
+per check above the smallest run, probes included) and the run's peak RSS.
 Linear growth keeps the per-check columns flat. Usage: ``.venv/bin/python bench/per_check.py [--runs 3]``.
 """
 
@@ -76,18 +77,19 @@ def main() -> None:
         rows = [(checks, next(s for s in sides if s.label == f"{checks}{label}")) for checks in sizes]
         print(f"\nopsproof{label}: tcp connect checks, --suite nightly, all 3 reports + history, "
               f"median of {args.runs} runs (interleaved):")
-        print(f"{'checks':>7} {'wall ms':>9} {'ms/check':>9} {'step ms/check':>14} {'probe ms':>9} {'peak RSS MB':>12}")
+        print(f"{'checks':>7} {'wall ms':>9} {'ms/check':>9} {'step':>7} {'cpu ms':>8} {'cpu ms/check':>13} "
+              f"{'probe ms':>9} {'peak RSS MB':>12}")
         (small, small_side), previous = rows[0], rows[0]
         for checks, side in rows:
             probe = network[checks]
-            per_check = step = float("nan")
+            per_check = step = cpu_per_check = float("nan")
             if checks > small:
                 per_check = (side.median_s - small_side.median_s) * 1000 / (checks - small) - probe
                 step = (side.median_s - previous[1].median_s) * 1000 / (checks - previous[0]) - probe
-            print(f"{checks:>7} {side.median_s * 1000:>9.0f} {per_check:>9.2f} {step:>14.2f} {probe:>9.2f} "
-                  f"{side.peak_rss_mb:>12.0f}")
+                cpu_per_check = (side.median_cpu_s - small_side.median_cpu_s) * 1000 / (checks - small)
+            print(f"{checks:>7} {side.median_s * 1000:>9.0f} {per_check:>9.2f} {step:>7.2f} "
+                  f"{side.median_cpu_s * 1000:>8.0f} {cpu_per_check:>13.2f} {probe:>9.2f} {side.peak_rss_mb:>12.0f}")
             previous = (checks, side)
-
 
 if __name__ == "__main__":
     main()

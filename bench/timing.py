@@ -1,7 +1,8 @@
 """What every benchmark here does: time commands side by side, a warm-up first, the median of the rest.
 
 ``compare`` interleaves the commands (a, b, a, b, ...), so a busy machine slows each side alike, and
-keeps each run's peak RSS (``wait4``'s ``ru_maxrss``: the process, or its largest reaped child).
+keeps each run's peak RSS (``wait4``'s ``ru_maxrss``: the process, or its largest reaped child) and its
+CPU time (user + system, children included), which a shared machine disturbs far less than wall time.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Side:
     env: dict
     failure_word: str | None = None
     seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)  # user + system, the process and its reaped children
     rss_kb: list[int] = field(default_factory=list)
 
     @property
@@ -34,12 +36,16 @@ class Side:
         return statistics.median(self.seconds)
 
     @property
+    def median_cpu_s(self) -> float:
+        return statistics.median(self.cpu_seconds)
+
+    @property
     def peak_rss_mb(self) -> float:
         return max(self.rss_kb) / 1024
 
 
-def run_once(command: list[str], env: dict, cwd: Path, timeout_s: float = 600) -> tuple[float, int, str, int]:
-    """Wall seconds, exit code, output and peak RSS (KB) of one run, its own RSS read by ``wait4``."""
+def run_once(command: list[str], env: dict, cwd: Path, timeout_s: float = 600) -> tuple[float, int, str, int, float]:
+    """Wall seconds, exit code, output, peak RSS (KB) and CPU seconds of one run, read by ``wait4``."""
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     output = b""
@@ -52,7 +58,8 @@ def run_once(command: list[str], env: dict, cwd: Path, timeout_s: float = 600) -
     elapsed = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
     process.stdout.close()
-    return elapsed, process.returncode, output.decode(errors="replace"), usage.ru_maxrss
+    cpu_s = usage.ru_utime + usage.ru_stime
+    return elapsed, process.returncode, output.decode(errors="replace"), usage.ru_maxrss, cpu_s
 
 
 def compare(sides: list[Side], runs: int, cwd: Path) -> list[Side]:
@@ -61,11 +68,12 @@ def compare(sides: list[Side], runs: int, cwd: Path) -> list[Side]:
         run_once(side.command, side.env, cwd)  # warm-up: page cache, bytecode, first connections
     for _ in range(runs):
         for side in sides:
-            seconds, code, output, rss_kb = run_once(side.command, side.env, cwd)
+            seconds, code, output, rss_kb, cpu_s = run_once(side.command, side.env, cwd)
             if code != 0 or (side.failure_word and side.failure_word in output):
                 sys.exit(f"{side.label} did not pass (exit {code}):\n{output[-2000:]}")
             side.seconds.append(seconds)
             side.rss_kb.append(rss_kb)
+            side.cpu_seconds.append(cpu_s)
     return sides
 
 
