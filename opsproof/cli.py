@@ -124,6 +124,8 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def cmd_validate(args: argparse.Namespace, extra: list[str]) -> int:
+    """Every problem of each file at once (exit 4), then its warnings; ``--no-secrets``: unset ${VAR}s get
+    placeholders, so CI checks the files' structure without production credentials."""
     from opsproof import waivers
     from opsproof.environment import KINDS, load_environment
 
@@ -132,15 +134,20 @@ def cmd_validate(args: argparse.Namespace, extra: list[str]) -> int:
     worst = EXIT_OK
     for path in files:
         try:
-            loaded = load_environment(path)
+            loaded = load_environment(path, placeholders=args.no_secrets)
             env = loaded.environment
             waivers.load(waivers.waivers_path(loaded.path, env.name, env.waivers_file))
         except ConfigError as error:
             print(f"opsproof: {error}", file=sys.stderr)
             worst = EXIT_USAGE
             continue
+        for warning in loaded.warnings:
+            print(f"warning: {warning.shown(str(path))}", file=sys.stderr)
         counts = ", ".join(f"{len(env.targets(k))} {k}" for k in KINDS if env.targets(k))
         print(f"ok: {path} (environment {env.name}, tier {env.tier}; {counts or 'no targets'})")
+        if loaded.placeholders:
+            names = ", ".join(f"${{{name}}}" for name in loaded.placeholders)
+            print(f"  placeholders for unset {names}: structure checked, not their values")
     return worst
 
 
@@ -306,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check environment files without running anything")
     validate.add_argument("files", nargs="*", help="files to check (default: environments/*.yaml)")
+    validate.add_argument("--no-secrets", action="store_true",
+                          help="unset ${VAR}s (and a missing vars_file) get placeholders: check structure in CI")
     validate.set_defaults(handler=cmd_validate)
 
     box = commands.add_parser("sandbox", help="start, inspect or stop the embedded sandbox")

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import math
 import re
 import threading
@@ -18,7 +19,8 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urljoin
 
-from opsproof.errors import ProbeError, first_line
+from opsproof.errors import ProbeError
+from opsproof.httpbounds import MAX_BODY_BYTES, bounded, install, read_body, request_error
 
 MISSING = object()
 
@@ -84,13 +86,15 @@ def _tls_context(ca_file: str | None):
 
 
 class HttpProbe:
-    """One pooled httpx client per target; every request bounded by ``timeout_s``.
+    """One pooled httpx client per target; every request bounded by ``timeout_s`` from its first byte sent to
+    its last received, and its body by ``max_body_bytes`` (decompressed).
 
     Without an explicit ``proxy`` httpx honours ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY``.
     """
 
     def __init__(self, base_url: str, timeout_s: float, verify_tls: bool = True, headers=None, *,
-                 auth: tuple[str, str] | None = None, follow_redirects: bool = False, proxy: str | None = None):
+                 auth: tuple[str, str] | None = None, follow_redirects: bool = False, proxy: str | None = None,
+                 max_body_bytes: int = MAX_BODY_BYTES):
         self.base_url = base_url.rstrip("/") + "/"
         self.timeout_s = timeout_s
         self._verify = verify_tls
@@ -98,6 +102,7 @@ class HttpProbe:
         self._auth = auth
         self._follow = follow_redirects
         self._proxy = proxy
+        self.max_body_bytes = max_body_bytes
         self._client = None
 
     def _http(self):
@@ -112,6 +117,7 @@ class HttpProbe:
                 follow_redirects=self._follow,
                 proxy=self._proxy,
             )
+            install(self._client)  # a deadline for each whole request and a byte budget (opsproof.httpbounds)
         return self._client
 
     def get(self, path: str) -> HttpResponse:
@@ -121,28 +127,25 @@ class HttpProbe:
                 content: str | None = None, json_body=None, headers: dict[str, str] | None = None) -> HttpResponse:
         """One request; ``path`` may be a full URL. ``target_itself=False``: a failure does not make
         the target unreachable (an external dependency's outage is not the target's)."""
-        import httpx
-
         url = urljoin(self.base_url, path.lstrip("/")) if "://" not in path else path
         timeout_s = timeout_s or self.timeout_s
         client = self._http()  # built outside the timed span: response times measure the server, not set-up
         started = time.perf_counter()
-        try:
-            response = client.request(method, url, timeout=timeout_s, content=content, json=json_body,
-                                      headers=headers)
-        except httpx.TimeoutException as exc:
-            raise ProbeError(
-                f"{method} {path}: no response within {timeout_s:g} s ({type(exc).__name__})", target_itself
-            ) from None
-        except httpx.TransportError as exc:
-            unreachable = target_itself and isinstance(exc, (httpx.ConnectError, httpx.NetworkError))
-            raise ProbeError(f"{method} {path}: {type(exc).__name__}: {first_line(exc)}", unreachable) from None
+        with bounded(timeout_s, self.max_body_bytes) as budget:  # the whole request, headers to last byte
+            try:
+                with client.stream(method, url, timeout=timeout_s, content=content, json=json_body,
+                                   headers=headers) as response:
+                    data = read_body(response, self.max_body_bytes)
+            except Exception as exc:  # noqa: BLE001 - each failure to reach or read becomes a ProbeError
+                raise request_error(exc, f"{method} {path}", timeout_s, self.max_body_bytes, budget,
+                                    target_itself) from None
         elapsed_ms = (time.perf_counter() - started) * 1000
+        text = data.decode(response.encoding or "utf-8", errors="replace")
         try:
-            body = response.json()
+            body = json.loads(data)
         except ValueError:
             body = MISSING
-        return HttpResponse(url, response.status_code, elapsed_ms, dict(response.headers), response.text, body)
+        return HttpResponse(url, response.status_code, elapsed_ms, dict(response.headers), text, body)
 
     def latency(self, path: str, samples: int) -> dict:
         """``samples`` sequential GETs of ``path``: p50, p95 and max response time in ms."""

@@ -18,8 +18,10 @@ GET_LOCK locks). PyMySQL sends one statement per call unless CLIENT.MULTI_STATEM
 
 from __future__ import annotations
 
+import socket
 import time
 
+from opsproof.deadline import cut_off_after
 from opsproof.errors import ProbeError, first_line
 from opsproof.monitoring_role import MonitoringRole
 
@@ -94,18 +96,29 @@ class MysqlProbe:
     def _query(self, sql: str, params, label: str | None) -> list[dict]:
         import pymysql
 
+        wait_s = self.statement_timeout_ms / 1000 + self.connect_timeout_s
+        conn = self._conn
+        expired = None
         try:
             try:
-                with self._conn.cursor(pymysql.cursors.DictCursor) as cursor:
-                    if self.read_only:
-                        cursor.execute(self._session_sql)
-                        cursor.execute("START TRANSACTION READ ONLY")
-                    cursor.execute(sql, params)
-                    return list(cursor.fetchall())
+                # read_timeout bounds each read: a server trickling its rows is cut off at wait_s in all
+                with cut_off_after(wait_s, lambda: conn._sock and conn._sock.shutdown(socket.SHUT_RDWR)) as expired:
+                    with conn.cursor(pymysql.cursors.DictCursor) as cursor:
+                        if self.read_only:
+                            cursor.execute(self._session_sql)
+                            cursor.execute("START TRANSACTION READ ONLY")
+                        cursor.execute(sql, params)
+                        return list(cursor.fetchall())
             finally:
-                if self.read_only and self._conn is not None:
+                if self.read_only and self._conn is not None and not (expired and expired.is_set()):
                     self._reset()
-        except pymysql.MySQLError as exc:
+        except (pymysql.MySQLError, OSError) as exc:
+            if expired is not None and expired.is_set():
+                self.close()
+                raise ProbeError(f"{label or 'query'}: no complete answer within {wait_s:g} s",
+                                 unreachable=True) from None
+            if not isinstance(exc, pymysql.MySQLError):
+                raise
             code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
             lost = code in _UNREACHABLE
             if lost:

@@ -17,6 +17,7 @@ class Outcome(str, enum.Enum):
 
 SEVERITIES = ("p0", "p1", "p2", "p3")
 DEFAULT_GATE = "p1"
+DEFAULT_SEVERITY = "p2"  # a check with no marker, in an environment that sets no severity
 
 # When phases of one check disagree, the worst wins.
 _RANK = {
@@ -43,14 +44,21 @@ def is_gating(outcome: Outcome, severity: str, gate: str = DEFAULT_GATE, fail_on
     return outcome in blocking and within_gate(severity, gate)
 
 
-def verdict_line(records: list, gate: str, fail_on_warn: bool) -> str:
-    """One line a CI log or an on-call engineer reads first (``records``: opsproof.record.CheckRecord)."""
+def verdict_line(records: list, gate: str, fail_on_warn: bool, interrupted: bool = False,
+                 collected: int | None = None) -> str:
+    """One line a CI log or an on-call engineer reads first (``records``: opsproof.record.CheckRecord).
+
+    An interrupted run never reads as PASS: what did not run was not checked."""
     counts = {o.value: 0 for o in Outcome}
     for record in records:
         counts[record.outcome] += 1
     gating = [r for r in records if r.gating]
     shown = ", ".join(f"{n} {name}" for name, n in counts.items() if n)
     rule = f"gate {gate}{' + warnings' if fail_on_warn else ''}"
+    if interrupted:
+        of = f" of {collected}" if collected is not None else ""
+        blocking = f"; {len(gating)} gating, first: {gating[0].id}" if gating else ""
+        return f"INTERRUPTED ({rule}): {len(records)}{of} checks finished [{shown or 'none'}]{blocking}"
     if gating:
         first = gating[0]
         return f"FAIL ({rule}): {len(gating)} gating of {len(records)} checks [{shown}]; first: {first.id}"

@@ -34,7 +34,8 @@ def _http(target, environment: Environment):
 
         verify = tls_context(target.tls.ca_file)
     return HttpProbe(target.url, target.timeout_s, verify, headers, auth=auth,
-                     follow_redirects=target.follow_redirects, proxy=target.proxy)
+                     follow_redirects=target.follow_redirects, proxy=target.proxy,
+                     max_body_bytes=target.max_body_bytes)
 
 
 def dependency_probe(dependency):

@@ -7,6 +7,8 @@ Never KEYS, never FLUSH: a check on a production cache must not become its incid
 (0.2, '7.0.15')
 >>> cache.role(), cache.hit_rate()                                                # doctest: +SKIP
 ('master', (80.0, 400))
+>>> cache.hit_rates()["window_hit_rate_pct"]                                      # doctest: +SKIP
+64.3
 >>> cache.queue_length("queues:default")                                          # doctest: +SKIP
 ('list', 12)
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import time
 
+from opsproof.deadline import cut_off_after
 from opsproof.errors import ProbeError, first_line
 
 
@@ -24,28 +27,48 @@ class RedisProbe:
         self._password = password
         self.timeout_s = timeout_s
         self._client = None
+        self._window_start: tuple | None = None  # (monotonic, hits, misses) when opsproof first reached the server
 
     def _redis(self):
         if self._client is None:
             import redis  # imported lazily: ~190 ms, only when an environment has Redis targets
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
 
+            # no client retries: redis-py 8 retries 10 times by default, multiplying every timeout
             kwargs = {"socket_timeout": self.timeout_s, "socket_connect_timeout": self.timeout_s,
-                      "decode_responses": True}
+                      "decode_responses": True, "retry": Retry(NoBackoff(), 0)}
             if self._password is not None:
                 kwargs["password"] = self._password
             self._client = redis.Redis.from_url(self._url, **kwargs)
         return self._client
 
     def _call(self, command: str, *args):
+        """One bounded command; the first also reads the keyspace counters, where the run's window starts."""
+        result = self._execute(command, *args)
+        if self._window_start is None:
+            self._window_start = ()  # being taken: the INFO below must not start another
+            stats = self._execute("INFO", "stats")
+            self._window_start = (time.monotonic(), stats["keyspace_hits"], stats["keyspace_misses"])
+        return result
+
+    def _execute(self, command: str, *args):
         import redis
 
+        client = self._redis()
+        expired = None
         try:
-            return self._redis().execute_command(command, *args)
-        except redis.TimeoutError:
-            raise ProbeError(f"{command}: no answer within {self.timeout_s:g} s", unreachable=True) from None
-        except redis.ConnectionError as exc:
-            raise ProbeError(f"{command}: {first_line(exc)}", unreachable=True) from None
-        except redis.RedisError as exc:
+            # socket_timeout bounds each read: a server answering a byte every 0.5 s is cut off here instead
+            with cut_off_after(self.timeout_s, client.connection_pool.disconnect) as expired:
+                return client.execute_command(command, *args)
+        except Exception as exc:
+            if not (expired is not None and expired.is_set() or isinstance(exc, redis.RedisError)):
+                raise
+            if expired is not None and expired.is_set() or isinstance(exc, redis.TimeoutError):
+                raise ProbeError(f"{command}: no complete answer within {self.timeout_s:g} s",
+                                 unreachable=True) from None
+            if isinstance(exc, redis.ConnectionError):
+                raise ProbeError(f"{command}: {first_line(exc)}", unreachable=True) from None
             raise ProbeError(f"{command}: {first_line(exc)}") from None
 
     def ping_ms(self) -> float:
@@ -84,6 +107,20 @@ class RedisProbe:
         lookups = stats["keyspace_hits"] + stats["keyspace_misses"]
         return (round(100 * stats["keyspace_hits"] / lookups, 1) if lookups else 0.0), lookups
 
+    def hit_rates(self) -> dict:
+        """The keyspace hit rate over this run's window (since opsproof first reached the server: two INFO
+        reads) and over the server's lifetime, each with the lookups it is based on. A window whose counters
+        went back (a restart, CONFIG RESETSTAT) has no rate."""
+        stats = self.stats()
+        hits, misses = stats["keyspace_hits"], stats["keyspace_misses"]
+        started, hits_before, misses_before = self._window_start or (time.monotonic(), hits, misses)
+        window_hits, window_misses = hits - hits_before, misses - misses_before
+        counted = window_hits >= 0 and window_misses >= 0
+        return {"window_hit_rate_pct": _rate(window_hits, window_misses) if counted else None,
+                "window_lookups": window_hits + window_misses if counted else 0,
+                "window_s": round(time.monotonic() - started, 1),
+                "lifetime_hit_rate_pct": _rate(hits, misses), "lifetime_lookups": hits + misses}
+
     def connected_clients(self) -> int:
         return self.info("clients")["connected_clients"]
 
@@ -99,7 +136,8 @@ class RedisProbe:
         return now_s - int(last.timestamp() if hasattr(last, "timestamp") else last)
 
     def queue_length(self, key: str, group: str | None = None) -> tuple[str, int]:
-        """(type, backlog): list or sorted-set length, stream length or its group's pending entries."""
+        """(type, backlog): list or sorted-set length, stream length or its group's pending entries;
+        ("none", 0) for a key that does not exist (the check says so rather than count it an empty queue)."""
         kind = self._call("TYPE", key)
         if kind == "none":
             return kind, 0
@@ -117,3 +155,7 @@ class RedisProbe:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _rate(hits: int, misses: int) -> float:
+    return round(100 * hits / (hits + misses), 1) if hits + misses else 0.0

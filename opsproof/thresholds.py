@@ -32,7 +32,7 @@ COMPARATORS = {
 
 
 class _Threshold(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # crit: .nan would pass anything
     warn: float | None = None
     crit: float | None = None
     ok_op: ClassVar[str] = "<="  # the comparison a healthy value satisfies

@@ -10,10 +10,12 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
+from opsproof.deadline import cut_off_after
 from opsproof.errors import ProbeError, first_line
 
 VERSIONS = {"SSLv3": 0.3, "TLSv1": 1.0, "TLSv1.1": 1.1, "TLSv1.2": 1.2, "TLSv1.3": 1.3}
@@ -59,18 +61,23 @@ def inspect_tls(url: str, timeout_s: float, hostname: str | None = None, ca_file
 
 
 def _handshake(host: str, port: int, hostname: str, context: ssl.SSLContext, timeout_s: float):
+    """Connect and handshake within ``timeout_s`` in all: a server trickling its handshake is cut off."""
+    started = time.monotonic()
+    expired = None
     try:
         with socket.create_connection((host, port), timeout=timeout_s) as raw:
             server_name = None if _is_ip(hostname) else hostname
-            with context.wrap_socket(raw, server_hostname=server_name) as tls:
-                return tls.getpeercert(binary_form=True), tls.version()
+            left_s = timeout_s - (time.monotonic() - started)
+            with cut_off_after(left_s, lambda: raw.shutdown(socket.SHUT_RDWR)) as expired:
+                with context.wrap_socket(raw, server_hostname=server_name) as tls:
+                    return tls.getpeercert(binary_form=True), tls.version()
     except ssl.SSLCertVerificationError:
         raise
-    except TimeoutError:
-        raise ProbeError(f"TLS {host}:{port}: no handshake within {timeout_s:g} s", unreachable=True) from None
-    except ssl.SSLError as error:
-        raise ProbeError(f"TLS {host}:{port}: {first_line(error)}") from None
     except OSError as error:
+        if isinstance(error, TimeoutError) or (expired is not None and expired.is_set()):
+            raise ProbeError(f"TLS {host}:{port}: no handshake within {timeout_s:g} s", unreachable=True) from None
+        if isinstance(error, ssl.SSLError):
+            raise ProbeError(f"TLS {host}:{port}: {first_line(error)}") from None
         raise ProbeError(f"TLS {host}:{port}: {error.strerror or first_line(error)}", unreachable=True) from None
 
 

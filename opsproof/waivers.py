@@ -10,6 +10,7 @@ Decision(waiver=Waiver(check='*test_health_status*', ...), expired=None)
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import date
 from fnmatch import fnmatchcase
@@ -65,10 +66,12 @@ def load(path: Path | None) -> list[Waiver]:
     if path is None:
         return []
     shown = str(path)
+    if not os.path.exists(path):
+        raise ConfigError(shown, "", "no such waivers file")
+    from opsproof.environment import yamlsafe  # bounded and strict: a waivers_file at /dev/zero is refused
+
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(shown, "", "no such waivers file") from None
+        raw = yamlsafe.load_yaml(yamlsafe.read_text(path, shown, what="waivers file"), shown)
     except yaml.YAMLError as error:
         raise ConfigError(shown, "", f"not valid YAML: {getattr(error, 'problem', None) or error}") from None
     try:

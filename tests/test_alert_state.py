@@ -87,7 +87,8 @@ def test_state_survives_a_round_trip(tmp_path):
 
 @pytest.mark.parametrize(("notify", "key_path", "problem"), [
     ({}, "notify", "name at least one destination under alertmanager: or webhook:"),
-    ({"webhook": {"chat": {"url": "hooks.example.com"}}}, "notify.webhook.chat.url", "String should match pattern"),
+    ({"webhook": {"chat": {"url": "hooks.example.com"}}}, "notify.webhook.chat.url",
+     "must be an http:// or https:// URL"),
     ({"alertmanager": {"am": {"url": "http://am:9093", "expires_after": "30m"}}, "repeat_after": "1h"}, "notify",
      "alertmanager.am.expires_after (1800s) must be above repeat_after (3600s)"),
     ({"webhook": {"chat": {"url": "http://h"}}, "timeout": "1m", "deadline": "30s"}, "notify",

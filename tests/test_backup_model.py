@@ -48,8 +48,8 @@ def test_a_full_backup_set_loads_with_secrets_registered(tmp_path):
 
 
 @pytest.mark.parametrize("spec, key_path, problem", [
-    ("{of: postgres.other, format: pg_custom, location: /b/*.dump, rpo: 24h, rto: 1h}", "",
-     "backups.db.of: postgres.other is not a target in this environment"),
+    ("{of: postgres.other, format: pg_custom, location: /b/*.dump, rpo: 24h, rto: 1h}", "backups.db.of",
+     "postgres.other is not a target in this environment"),
     ("{of: redis.cache, format: pg_custom, location: /b/*.dump, rpo: 24h, rto: 1h}", "backups.db",
      "format pg_custom backs up postgres targets, not redis.cache"),
     ("{of: postgres.main, format: pg_custom, location: /b/*.dump, rpo: a day, rto: 1h}", "backups.db.rpo",

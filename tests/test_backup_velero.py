@@ -351,8 +351,8 @@ def test_a_velero_set_loads_with_its_defaults(tmp_path):
     ("{of: kubernetes.prod, format: velero, rpo: 24h, rto: 1h, velero: {}, restore_into: "
      "{dsn: 'postgresql://x@h/d', scratch: true}}", "backups.db",
      "restore_into: the restore drill restores logical dumps, pgbackrest and pg_basebackup, not velero"),
-    ("{of: kubernetes.other, format: velero, rpo: 24h, rto: 1h, velero: {}}", "",
-     "backups.db.of: kubernetes.other is not a target in this environment"),
+    ("{of: kubernetes.other, format: velero, rpo: 24h, rto: 1h, velero: {}}", "backups.db.of",
+     "kubernetes.other is not a target in this environment"),
     ("{of: postgres.main, format: velero, rpo: 24h, rto: 1h, velero: {}}", "backups.db",
      "format velero backs up kubernetes targets, not postgres.main"),
     ("{of: kubernetes.prod, format: pg_custom, location: /b/*.dump, rpo: 24h, rto: 1h}", "backups.db",

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import ROOT, sandbox_environment
+from conftest import ROOT, read_results, sandbox_environment
 from opsproof import history
 from opsproof.environment import load_environment
 from opsproof.errors import ConfigError
@@ -99,7 +99,8 @@ def test_worked_example_skips_an_entry_without_its_window(sandbox, write_env, ru
     ({"x": {"values": {"nested": {"a": 1}}}}, "custom.x.values: nested: give a number, text, true/false or a list "
                                               "of them"),
     ({"x": {"limit": 5}}, "custom.x.limit: unknown key"),
-    ({"Sanctions-Errors": {}}, "custom.Sanctions-Errors.[key]: String should match pattern '^[a-z][a-z0-9_]{0,62}$'"),
+    ({"Sanctions-Errors": {}}, "custom.Sanctions-Errors.[key]: must be lower case letters, digits and '_', "
+                               "starting with a letter"),
 ])
 def test_custom_entries_are_validated_when_the_file_loads(sandbox, write_env, entry, error):
     with pytest.raises(ConfigError) as raised:
@@ -168,7 +169,7 @@ def test_a_team_check_gets_the_gate_evidence_redaction_reports_and_history(pytes
     assert result.ret == 1, output
     assert f"BLOCKS FAILED  p1 {check_id}: {evidence}" in output
     (run_dir,) = (pytester.path / "reports" / "bankchain").glob("*-all")
-    record = json.loads((run_dir / "results.json").read_text())["checks"][0]
+    record = read_results(run_dir / "results.json")["checks"][0]
     assert (record["id"], record["outcome"], record["message"], record["gating"]) == (check_id, "failed", evidence, True)
     assert record["measurements"][0] == {"measure": "provider", "value": "https://screening.example/v1?key=***"}
     failure = ET.parse(run_dir / "junit.xml").getroot().find(".//testcase/failure")

@@ -93,6 +93,17 @@ def test_cron_and_systemd_run_the_same_three_commands():
     assert set(_unit_commands()) == {"nightly", "restore-drill", "dr-drill"}
 
 
+def test_every_scheduled_dr_drill_confirms_its_scenario():
+    """A dr run that confirms no scenario refuses every one (test_dr_drill): such a schedule fails every quarter."""
+    cronjob_args = [d["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+                    for d in _manifests() if d["kind"] == "CronJob"]
+    schedules = [*_unit_commands().values(), *_cron_commands().values(), *cronjob_args]
+    drills = [args for args in schedules if args[args.index("--suite") + 1] == "dr"]
+    assert len(drills) == 3
+    for args in drills:
+        assert "--allow-destructive" in args and args[args.index("--confirm-drill") + 1] == "database-failover"
+
+
 def _manifests() -> list[dict]:
     return [d for d in yaml.safe_load_all((DEPLOY / "kubernetes" / "opsproof.yaml").read_text()) if d]
 

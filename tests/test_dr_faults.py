@@ -4,7 +4,6 @@ rollback is its own gating failure; unsafe or unconfirmed scenarios never start.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import read_results
 from test_host_checks import sshd  # noqa: F401 - a real OpenSSH server on a loopback port
 
 from opsproof.processes import alive
@@ -110,7 +110,7 @@ def test_an_interrupt_mid_drill_still_runs_the_rollback_and_the_record_says_inte
     assert run.returncode == 2, output
     assert (tmp_path / "rolled-back").exists() and not alive(int(pids.read_text()))
     (results,) = (tmp_path / "reports").glob("*/*/results.json")
-    written = json.loads(results.read_text())
+    written = read_results(results)
     assert written["interrupted"] is True and written["exit_code"] == 2
     record = next(c for c in written["checks"] if c.get("drill"))
     assert record["outcome"] == "failed"
@@ -176,6 +176,7 @@ def test_wait_healthy_reruns_the_targets_real_checks_until_they_pass(tmp_path, w
     env["http"] = {"api": {"url": sandbox.api_url, "timeout_s": 3, "ready": {"path": "/ready",
                                                                               "components": ["migrations"]}}}
     env["history_dir"] = str(tmp_path / "history")
+    (tmp_path / "history").mkdir()  # a history_dir must exist at load
     run = run_checks(write_env(env), *CONFIRMED)
     assert run.ret == 0, run.output
     step = drill(run)["steps"][0]

@@ -64,7 +64,7 @@ def test_non_secret_variables_are_not_redacted(tmp_path):
         (("status: 200", "status: ok"), "http.api.health.status", "valid integer"),
         (("{warn: 500, crit: 2000}", "{warn: 2000, crit: 500}"), "http.api.health.response_time_ms",
          "warn (2000) must not be above crit (500): higher is worse"),
-        (("url: redis://cache", "url: http://cache"), "redis.cache.url", "should match pattern"),
+        (("url: redis://cache", "url: http://cache"), "redis.cache.url", "must be a redis:// or rediss:// URL"),
         (("redis:\n  cache:", "redis:\n  cache:\n    url: redis://x\n  cache:"), "redis.cache", "duplicate key"),
         (("name: staging", "name: production"), "name", "does not match the file name 'staging'"),
         (("${STAGING_PG_PASSWORD}", "${NOT_SET_ANYWHERE}"), "postgres.main.password",

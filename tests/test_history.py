@@ -159,6 +159,7 @@ def test_history_lives_where_the_environment_says(pytester):
     pytester.makefile(".ini", pytest="[pytest]\nopsproof_env = unit\n")
     (pytester.path / "environments").mkdir()
     (pytester.path / "environments" / "unit.yaml").write_text(ENV + "history_dir: ../shared/audit\n")
+    (pytester.path / "shared" / "audit").mkdir(parents=True)  # a history_dir must exist at load
     pytester.makepyfile(test_checks="def test_ok(): pass\n")
     assert pytester.runpytest_inprocess("-p", "fixtures.plugin", "-p", "no:randomly").ret == 0
     assert not (pytester.path / "reports" / "unit" / "history.jsonl").exists()

@@ -15,6 +15,7 @@ from typing import ClassVar
 
 import grimp
 import pytest
+from conftest import read_results
 from pydantic import Field
 
 from opsproof.environment import Environment
@@ -208,7 +209,7 @@ def test_a_new_kind_is_its_own_files_plus_one_registry_line(tmp_path):
                          env={**os.environ, "PYTHONPATH": str(project)}, capture_output=True, text=True, timeout=120)
     assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
     (results,) = project.glob("reports/cron/*/results.json")
-    checks = {c["id"]: (c["outcome"], c["message"]) for c in json.loads(results.read_text())["checks"]}
+    checks = {c["id"]: (c["outcome"], c["message"]) for c in read_results(results)["checks"]}
     assert checks == {
         "checks/test_heartbeat.py::test_heartbeat_job_is_recent[batch:export]": ("passed", ""),
         "checks/test_heartbeat.py::test_heartbeat_job_is_recent[batch:ledger]": (

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import json
 import os
 import re
 import signal
@@ -33,7 +32,6 @@ markers =
 
 ENV = """\
 tier: staging
-severity: p2
 http:
   api: {url: "http://127.0.0.1:9/"}
   web: {url: "http://127.0.0.1:9/", severity: p3}
@@ -70,7 +68,8 @@ def test_env_option_beats_variable_beats_ini(pytester, monkeypatch):
 
 
 def test_bad_environment_exits_4_with_one_line_and_writes_nothing(pytester):
-    make_project(pytester, "def test_nothing(): pass\n", env=ENV.replace("severity: p2", "severity: p9"))
+    make_project(pytester, "def test_nothing(): pass\n",
+                 env=ENV.replace("tier: staging", "tier: staging\nseverity: p9"))
     result = run(pytester, "--env", "unit")
     assert result.ret == 4
     errors = [line for line in result.stderr.lines if line.strip()]
@@ -114,6 +113,15 @@ def test_severity_is_target_then_marker_then_environment(pytester):
     assert severities == {
         "test_marked[api]": "p0", "test_marked[web]": "p3", "test_unmarked[api]": "p2", "test_unmarked[web]": "p3",
     }
+    unit = pytester.path / "environments" / "unit.yaml"
+    unit.write_text(ENV.replace("tier: staging", "tier: staging\nseverity: p1"))
+    run(pytester, "--env", "unit")  # the environment's severity is the unmarked checks' default, never over a marker
+    (latest,) = sorted((pytester.path / "reports").glob("*/*/results.json"))[-1:]
+    severities = {r["id"].split("::")[1]: r["severity"] for r in read_results(latest)["checks"]}
+    assert severities == {
+        "test_marked[api]": "p0", "test_marked[web]": "p3", "test_unmarked[api]": "p1", "test_unmarked[web]": "p3",
+    }
+    unit.write_text(ENV)
     run(pytester, "--env", "unit", "-m", "p3", "--collect-only", "-q").stdout.fnmatch_lines(
         ["*test_marked[[]web[]]", "*test_unmarked[[]web[]]"]
     )
@@ -236,12 +244,11 @@ def test_probe_error_fails_in_one_line_with_its_output_and_skips_the_targets_oth
 
 
 def evidence_cells(pytester: pytest.Pytester) -> dict[str, str]:
-    """Each test's Evidence cell in report.html (pytest-html keeps its rows as JSON in the page), as text."""
+    """Each check's Evidence lines in report.html's checks table, as text."""
     (page,) = list((pytester.path / "reports").glob("*/*/report.html"))
-    blob = re.search(r'data-jsonblob="([^"]*)"', page.read_text()).group(1)
-    rows = {test: runs[-1]["resultsTableRow"] for test, runs in json.loads(html.unescape(blob))["tests"].items()}
-    cells = {test: next(c for c in row if 'class="col-evidence"' in c) for test, row in rows.items()}
-    return {test: html.unescape(re.sub(r"<br>", "\n", re.sub(r"</?td[^>]*>", "", c))) for test, c in cells.items()}
+    rows = re.findall(r'<tr class="[a-z]+" data-check="([^"]*)">.*?<td class="col-evidence"><div class="lines">(.*?)</div>',
+                      page.read_text())
+    return {html.unescape(test): html.unescape(re.sub(r"<br>", "\n", cell)) for test, cell in rows}
 
 
 QUEUES = """
@@ -311,8 +318,9 @@ def test_failing_run_writes_all_three_reports_and_a_verdict(pytester):
 
 def test_interrupted_run_still_writes_reports(pytester):
     make_project(pytester, """
-        import time
+        import pathlib, time
         def test_hangs(http_target):
+            pathlib.Path("started").touch()
             time.sleep(60)
     """)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
@@ -321,14 +329,15 @@ def test_interrupted_run_still_writes_reports(pytester):
         cwd=pytester.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not list(pytester.path.glob("reports")) and process.poll() is None:
-        time.sleep(0.1)
-    time.sleep(1.5)  # let collection finish and the first check start sleeping
+    while time.monotonic() < deadline and not (pytester.path / "started").exists() and process.poll() is None:
+        time.sleep(0.1)  # until the check is running
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=30)
     assert process.returncode == 2, output
     data = results(pytester)
     assert data["interrupted"] is True and data["exit_code"] == 2
+    assert data["verdict"] == "INTERRUPTED (gate p1): 1 of 2 checks finished [1 passed]"  # the hung one never did
+    assert "opsproof: INTERRUPTED (gate p1)" in output and "opsproof: PASS" not in output
     (run_dir,) = [p for p in (pytester.path / "reports" / "unit").iterdir() if p.is_dir()]  # beside history.jsonl
     assert (run_dir / "junit.xml").exists() and (run_dir / "report.html").exists()
 

@@ -257,9 +257,48 @@ def test_drill_blocks_say_what_was_drilled_in_one_shape_also_from_older_results(
     assert "| Drill of | backup set nightly |" in markdown and "| Drill of | scenario outage |" in markdown
 
 
+def test_drill_that_stopped_before_it_found_a_backup_prints_no_none(project):
+    """A restore drill that stopped early recorded no backup, no finish and no target; a DR record without
+    its scenario: every block says "not recorded", never "None" (the report once printed "Scenario None")."""
+    env_file, path = project
+    when = NOW - timedelta(days=1)
+    early = {"kind": "restore", "backup_set": "nightly", "started_at": when.isoformat(), "outcome": "failed",
+             "failed_step": "find_backup", "error": "no backup in /var/backups", "steps": [], "verifications": []}
+    add_run(path.parent.parent, when, "backup", [check("test_restores", "failed", drill=early)], schema_version=2)
+    nameless = {"kind": "dr", "started_at": when.isoformat(), "outcome": "failed", "steps": [], "verifications": []}
+    add_run(path.parent.parent, when + timedelta(seconds=1), "dr", [check("test_dr", "failed", drill=nameless)],
+            schema_version=2)
+    doc = doc_for(project)
+    drills = _text(render(doc, "html")).split("Drills")[1].split("Waivers")[0]
+    assert "None" not in drills
+    assert "Drill of backup set nightly" in drills and "Drill of scenario (not recorded)" in drills
+    assert "Backup nightly, backup not recorded, taken not recorded" in drills
+    assert "Started / finished (UTC) " + when.isoformat() + " / not recorded" in drills
+    markdown = render(doc, "md").split("## Drills")[1].split("## Waivers")[0]
+    assert "None" not in markdown and "| Backup | nightly, backup not recorded, taken not recorded |" in markdown
+
+
 def test_unreadable_drill_record_is_said_not_dropped(project):
     env_file, path = project
     when = NOW - timedelta(days=1)
     add_run(path.parent.parent, when, "dr", [check("test_dr_drill", drill={"kind": "dr", "verifications": ["ok"]})])
     assert any(line.startswith("the drill record of checks/test_x.py::test_dr_drill[main] in run ")
                and "cannot be read" in line for line in doc_for(project)["missing"])
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed (apt-get install chromium)")
+def test_report_with_long_ids_and_evidence_fits_a_1280_px_window(project, tmp_path):
+    """Check ids, evidence and hashes wrap inside their cells: nothing is wider than the window."""
+    from chromium import measure  # tests/chromium.py: the page measures itself
+
+    env_file, path = project
+    when = NOW - timedelta(days=1)
+    long_id = "checks/test_postgres.py::test_postgres_invariant_holds[" + "ledger_balances_match_" * 6 + "]"
+    evidence = {"measurements": [{"measure": "checksum", "value": "sha256:" + "9f" * 64, "op": "==",
+                                  "limit": "sha256:" + "0a" * 64, "verdict": "crit"}]}
+    add_run(path.parent.parent, when, "nightly", [check(long_id.removeprefix("checks/test_x.py::"), "failed",
+                                                        **evidence)])
+    page = tmp_path / "readiness.html"
+    page.write_text(render(doc_for(project), "html"))
+    measured = measure(page, width=1280, timeout_s=120)
+    assert measured["scroll_width"] <= measured["inner_width"] == 1280, measured["widest"]

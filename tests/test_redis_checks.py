@@ -175,3 +175,61 @@ def test_replica_link_up_then_down_when_its_master_stops(sandbox, write_env, run
         for server in (master, replica):
             server.client.close()
             stop_pid(server.pid)
+
+
+# --- silent passes made explicit (issue 18, item 15) -------------------------------------------------------------
+
+def test_a_queue_key_that_does_not_exist_is_warned_not_an_empty_queue(sandbox, write_env, run_checks, scratch):
+    queues = {"queues:renamed": {"warn": 10, "crit": 100}}
+    run = run_checks(write_env(redis_environment(sandbox, scratch.url, queues=queues)), "-k", "redis and queue")
+    record = run.record("test_redis_queue_within_threshold")
+    assert run.ret == 0 and record["outcome"] == "warned"
+    assert record["message"] == "queue_key[queues:renamed] ('absent') == 'present' on redis.cache: key not found (warn)"
+    scratch.client.rpush("queues:renamed", "job")  # the key back: an ordinary pass
+    run = run_checks(write_env(redis_environment(sandbox, scratch.url, queues=queues)), "-k", "redis and queue")
+    assert run.record("test_redis_queue_within_threshold")["outcome"] == "passed"
+
+
+def test_memory_pct_without_maxmemory_is_warned_no_limit_set(sandbox, write_env, run_checks, scratch):
+    scratch.client.config_set("maxmemory", "0")
+    path = write_env(redis_environment(sandbox, scratch.url, memory_pct={"warn": 80, "crit": 95}))
+    record = run_checks(path, "-k", "redis and memory").record("test_redis_memory_within_threshold")
+    assert (record["outcome"], record["message"]) == (
+        "warned", "maxmemory (0) > 0 on redis.cache: no limit set: memory_pct cannot be judged (warn)")
+    scratch.client.config_set("maxmemory", "64mb")
+    record = run_checks(path, "-k", "redis and memory").record("test_redis_memory_within_threshold")
+    assert record["outcome"] == "passed"
+
+
+def test_hit_rate_is_judged_over_the_runs_window_when_it_has_the_traffic(scratch):
+    """Two INFO reads: a lifetime of hits does not hide a cache that misses now."""
+    from opsproof.redis import RedisProbe
+
+    scratch.client.set("warm", 1)
+    for _ in range(900):
+        scratch.client.get("warm")  # a good past: 900 hits
+    probe = RedisProbe(scratch.url, scratch.client.connection_pool.connection_kwargs["password"], timeout_s=5)
+    try:
+        probe.ping_ms()  # the run's window starts when opsproof first reaches the server
+        quiet = probe.hit_rates()
+        for n in range(300):
+            scratch.client.get(f"cold:{n}")  # now every lookup misses
+        busy = probe.hit_rates()
+    finally:
+        probe.close()
+    assert (quiet["window_lookups"], quiet["lifetime_hit_rate_pct"]) == (0, 100.0)
+    assert (busy["window_lookups"], busy["window_hit_rate_pct"]) == (300, 0.0)
+    assert (busy["lifetime_lookups"], busy["lifetime_hit_rate_pct"]) == (1200, 75.0)
+
+
+def test_hit_rate_check_says_its_basis_and_records_the_lifetime_beside_it(sandbox, write_env, run_checks, scratch):
+    scratch.client.set("warm", 1)
+    for _ in range(200):
+        scratch.client.get("warm")
+    path = write_env(redis_environment(sandbox, scratch.url, hit_rate_pct={"warn": 70, "crit": 40}, min_lookups=100))
+    record = run_checks(path, "-k", "redis and hit_rate").record("test_redis_hit_rate_within_threshold")
+    measured = {m["measure"]: m["value"] for m in record["measurements"]}
+    assert record["outcome"] == "passed"  # the run itself looked nothing up: the lifetime is judged, and said so
+    assert (measured["hit_rate_over"], measured["hit_rate_pct"], measured["lifetime_lookups"]) == ("lifetime", 100.0,
+                                                                                                    200)
+    assert measured["window_lookups"] == 0

@@ -157,9 +157,9 @@ def test_drill_is_refused_in_a_production_environment(sandbox, tmp_path, write_e
     sets = {"db": drill_set(tmp_path / "db", "*.dump", "pg_custom", scratch(sandbox, "drill_refused"))}
     environment = {**sandbox_environment(sandbox, backups=sets), "tier": "production"}
     run = run_checks(write_env(environment), "--suite", "backup", "--allow-destructive", "-k", "restores")
-    assert drill_of(run, "db")["message"] == (
-        "DestructiveRefused: test_latest_backup_restores_and_verifies_within_rto[db] is destructive: refused in "
-        "environment under-test (tier production)")
+    assert run.result.ret == 4  # refused when the file loads: nothing runs, nothing is written
+    assert "backups.db.restore_into: environment under-test is tier production, which is read-only" in \
+        run.result.stderr.str()
 
 
 def test_drill_refuses_a_target_not_scratch_or_the_source_itself(sandbox, tmp_path, write_env, run_checks):

@@ -37,7 +37,7 @@ CUSTOM = "{of: postgres.main, format: pg_custom, location: /b/*.dump, rpo: 24h, 
      "restore_into.dsn: format pgbackrest restores into a scratch data directory (restore_into.data_dir), "
      "not a database"),
     (BASEBACKUP + "restore_into: {data_dir: var/tmp/drill, scratch: true}}", "backups.db.restore_into.data_dir",
-     "String should match pattern '^/'"),
+     "must be an absolute path (starting with /)"),
 ])
 def test_wrong_physical_restore_targets_are_rejected_with_the_key_path(tmp_path, spec, key_path, problem):
     with pytest.raises(ConfigError) as error:
@@ -52,7 +52,8 @@ def test_physical_restore_targets_load_and_two_sets_may_not_share_a_data_dir(tmp
     with pytest.raises(ConfigError) as error:
         load(tmp_path, f"  db: {PGBACKREST}restore_into: {{data_dir: /var/tmp/drill, scratch: true}}}}\n"
                        f"  base: {BASEBACKUP}restore_into: {{data_dir: /var/tmp/drill/, scratch: true}}}}\n")
-    assert error.value.problem == "backups.base.restore_into: the same scratch data directory as backups.db"
+    assert (error.value.key_path, error.value.problem) == ("backups.base.restore_into",
+                                                           "the same scratch data directory as backups.db")
 
 
 # --- the drill on real servers ------------------------------------------------------------------------------
@@ -224,10 +225,10 @@ def test_physical_drill_refusals(sandbox, stanza, tmp_path, scratch_root, refuse
     (previous / "leftover").write_text("")
     repo = "backups.r restore_into.data_dir"
     source = os.path.realpath(stanza.data_dir)
+    with pytest.raises(ConfigError, match="backups.r.restore_into: environment under-test is tier production"):
+        refusal_of(write_env, {**stanza_environment(sandbox, stanza, r=stanza_set(stanza, scratch_root / "d")),
+                               "tier": "production"}, "r")  # refused at load, before any run
     cases = [
-        ({"tier": "production"}, stanza_set(stanza, scratch_root / "d"), None,
-         "restore refused: environment under-test is tier production; restore drills run into a scratch target "
-         "of a staging or sandbox environment"),
         ({}, {**stanza_set(stanza, scratch_root / "d"), "restore_into": {"data_dir": str(scratch_root / "d")}}, None,
          "restore refused: backups.r restore_into is not declared scratch: true"),
         ({}, stanza_set(stanza, stanza.data_dir / "drill"), None,

@@ -151,7 +151,8 @@ class Drill:
             rows = scratch.query(invariant.sql)
             value = rows[0][0] if rows and rows[0] else None
             value = float(value) if value is not None else 0.0
-            self.verify(f"invariant.{name}", value, "<=", invariant.max)
+            for op, limit in invariant.bounds:
+                self.verify(f"invariant.{name}", value, op, limit)
         newest = None
         for table, expectation in self.backup.tables.items():
             if expectation.timestamp and table not in missing:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import re
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree
 
 from opsproof.paths import project_root
+from opsproof.processes import owned_tempdir
 
 NO_CHECKS = 5  # pytest: nothing collected
 
@@ -48,7 +48,7 @@ def run_checks(env_file: Path, deadline: float | None, suite: str | None = None,
     from opsproof.drills.command import execute, last_line
 
     root = project_root()
-    scratch = Path(tempfile.mkdtemp(prefix="opsproof-dr-checks-"))
+    scratch = owned_tempdir("opsproof-dr-checks-")  # a killed run's is removed by the next one
     marks = f"({suite}) and not destructive" if suite else "not destructive"
     argv = [sys.executable, "-m", "pytest", "-c", str(root / "pyproject.toml"), "--rootdir", str(root),
             str(root / "checks"), "--env", str(env_file), "-m", marks, "-q", "-p", "no:cacheprovider",

@@ -21,13 +21,13 @@ import os
 import shlex
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from urllib.parse import urlsplit
 
 from opsproof.drills.runner import Did, StepFailed
 from opsproof.host import COMMAND_TIMED_OUT, SSH_UNREACHABLE
+from opsproof.processes import owned_tempdir
 
 OUTPUT_BYTES = 64 * 1024
 KILL_GRACE_S = 2.0
@@ -103,7 +103,7 @@ def _ssh(host, control_dir: str) -> list[str]:
 def _control_dir(context) -> str:
     """One ssh control directory per drill; its master connections end with the drill."""
     def make() -> str:
-        directory = tempfile.mkdtemp(prefix="opsproof-dr-ssh-")
+        directory = str(owned_tempdir("opsproof-dr-ssh-"))  # a killed run's is removed by the next one
 
         def close() -> None:
             import shutil

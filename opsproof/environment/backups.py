@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, StringConstraints, field_validator, model_validator
 
 from opsproof.environment.base import Duration, Model, Target
+from opsproof.environment.datastores import Invariant
+from opsproof.environment.limits import LIMIT_KEYS
 from opsproof.environment.kubernetes import Name as KubernetesName
 
 FORMATS = ("pg_custom", "pg_plain", "pg_plain_gz", "mysqldump_gz", "redis_rdb", "pgbackrest", "pg_basebackup",
@@ -113,11 +115,18 @@ class TableExpectation(Model):
     timestamp: str | None = Field(None, description="column whose newest value gives the achieved RPO")
 
 
-class InvariantQuery(Model):
-    """User SQL run on the restored copy; its single value must be <= max (orphans, ledger imbalance)."""
+class InvariantQuery(Invariant):
+    """User SQL run on the restored copy (orphans, ledger imbalance): the invariant shape of every section,
+    bounds only (``max``, ``min``); ``max: 0`` when neither is given."""
 
-    sql: str
-    max: float = 0
+    bounds_only: ClassVar[bool] = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _none_left(cls, data):
+        if isinstance(data, dict) and not any(key in data for key in LIMIT_KEYS):
+            data = {**data, "max": 0}
+        return data
 
 
 class RestoreInto(Model):
@@ -251,6 +260,10 @@ class BackupTarget(Target):
     @classmethod
     def check_section(cls, targets: dict[str, BackupTarget], environment) -> None:
         for backup in targets.values():
+            if backup.restore_into is not None and environment.tier == "production":
+                raise ValueError(f"backups.{backup.name}.restore_into: environment {environment.name} is tier "
+                                 f"production, which is read-only: restore drills run from a staging or sandbox "
+                                 f"file that names the same backups")
             if backup.of and backup.source_in(environment) is None:
                 raise ValueError(f"backups.{backup.name}.of: {backup.of} is not a target in this environment")
             host = backup.host_in(environment)
@@ -267,7 +280,10 @@ class BackupTarget(Target):
                 database = ("data directory", os.path.normpath(backup.restore_into.data_dir))
             else:
                 where = urlsplit(backup.restore_into.dsn)
-                database = ("database", where.hostname, where.port, where.path)
+                try:
+                    database = ("database", where.hostname, where.port, where.path)
+                except ValueError:  # host:abc/db: the drill could not connect; say where, not a bare ValueError
+                    raise ValueError(f"backups.{backup.name}.restore_into.dsn: the port is not a number") from None
             if database in scratch_users:
                 raise ValueError(f"backups.{backup.name}.restore_into: the same scratch {database[0]} as "
                                  f"backups.{scratch_users[database]}")

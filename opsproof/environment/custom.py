@@ -13,26 +13,25 @@ durations (``30m``), judged in seconds.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from opsproof.environment.base import Duration, Model, parse_duration
-from opsproof.thresholds import Ceiling, Floor
+from opsproof.environment.base import Duration, parse_duration
+from opsproof.environment.limits import LIMIT_KEYS, Limits
 
 Scalar = str | int | float | bool | None
 MeasureName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
 TargetRef = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*\.[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
 
-class Custom(Model):
-    """One value a check of your own reads: ``custom("reconciliation_mismatches")``."""
+class Custom(Limits):
+    """One value a check of your own reads: ``custom("reconciliation_mismatches")``; its limits take the
+    shape of every invariant (max, min, warn, crit, worse)."""
 
+    limits_required: ClassVar[bool] = False
     name: str = ""
     target: TargetRef | None = Field(None, description="the target it is for, e.g. postgres.main (default: any)")
-    warn: float | None = None
-    crit: float | None = None
-    worse: Literal["higher", "lower"] = "higher"
     window: Duration | None = Field(None, description="how far back the check looks: 1h, 24h, 7d")
     values: dict[MeasureName, Scalar | list[Scalar]] = Field(default_factory=dict)
 
@@ -53,7 +52,7 @@ class Custom(Model):
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        for key in ("warn", "crit"):
+        for key in LIMIT_KEYS:
             if isinstance(data.get(key), str):
                 text, data[key] = data[key], parse_duration(data[key])
                 if not str(data.get("name", "")).endswith("_s"):
@@ -64,19 +63,11 @@ class Custom(Model):
     @model_validator(mode="after")
     def _limits(self):
         if self.name.endswith("_pct"):
-            for key in ("warn", "crit"):
+            for key in LIMIT_KEYS:
                 value = getattr(self, key)
                 if value is not None and not 0 <= value <= 100:
                     raise ValueError(f"{key} ({value:g}) is a percentage and must be within 0..100")
-        self.threshold  # noqa: B018 - validates the warn/crit order now, not when the check runs
-        return self
-
-    @property
-    def threshold(self) -> Ceiling | Floor | None:
-        if self.warn is None and self.crit is None:
-            return None
-        kind = Ceiling if self.worse == "higher" else Floor
-        return kind(warn=self.warn, crit=self.crit)
+        return self._check_limits()
 
     @property
     def window_s(self) -> float | None:

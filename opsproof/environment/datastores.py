@@ -6,46 +6,22 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, SecretStr, StringConstraints, model_validator
 
-from opsproof.environment.base import Model, Seconds, Target
-from opsproof.thresholds import Ceiling, Floor, PercentCeiling, PercentFloor
+from opsproof.environment.base import Age, Seconds, Target
+from opsproof.environment.limits import Limits
+from opsproof.thresholds import Ceiling, PercentCeiling, PercentFloor
 
 StatementTimeoutMs = Annotated[int, Field(gt=0, le=3_600_000)]
 
 
-class Invariant(Model):
-    """A named query returning one number: ``{sql, max}``, ``{sql, min}`` or ``{sql, warn, crit}``.
-
-    warn/crit read as a ceiling (higher is worse) unless ``worse: lower``.
-    """
+class Invariant(Limits):
+    """A named query returning one number, limited like every invariant: ``{sql, max}``, ``{sql, min}`` or
+    ``{sql, warn, crit}`` (a ceiling unless ``worse: lower``)."""
 
     sql: Annotated[str, StringConstraints(min_length=1)]
-    max: float | None = None
-    min: float | None = None
-    warn: float | None = None
-    crit: float | None = None
-    worse: Literal["higher", "lower"] = "higher"
 
     @model_validator(mode="after")
     def _one_form(self):
-        forms = [self.max is not None or self.min is not None, self.warn is not None or self.crit is not None]
-        if forms == [False, False]:
-            raise ValueError("give max, min or warn/crit")
-        if all(forms):
-            raise ValueError("give either max/min or warn/crit, not both")
-        self.threshold  # noqa: B018 - validates the warn/crit order now, not when the check runs
-        return self
-
-    @property
-    def bounds(self) -> list[tuple[str, float]]:
-        """The hard limits as ``(op, limit)``: ``[("<=", 50)]`` for ``max: 50``."""
-        return [(op, limit) for op, limit in (("<=", self.max), (">=", self.min)) if limit is not None]
-
-    @property
-    def threshold(self) -> Ceiling | Floor | None:
-        if self.warn is None and self.crit is None:
-            return None
-        kind = Ceiling if self.worse == "higher" else Floor
-        return kind(warn=self.warn, crit=self.crit)
+        return self._check_limits()
 
 
 class PostgresTarget(Target):
@@ -56,7 +32,7 @@ class PostgresTarget(Target):
     statement_timeout_ms: StatementTimeoutMs = 5000
     expect_role: Literal["primary", "replica"] | None = None
     connections_pct: PercentCeiling | None = None
-    long_running_s: Seconds | None = Field(None, description="active or idle-in-transaction sessions older fail")
+    long_running_s: Age | None = Field(None, description="active or idle-in-transaction sessions older fail")
     replicas: list[str] = Field(default_factory=list, description="application_name of each expected replica")
     replication_lag_bytes: Ceiling | None = None
     replication_lag_s: Ceiling | None = None
@@ -84,7 +60,7 @@ class RedisTarget(Target):
     hit_rate_pct: PercentFloor | None = None
     min_lookups: Annotated[int, Field(ge=0)] = 100
     queues: dict[str, RedisQueue] = Field(default_factory=dict)
-    max_since_save_s: Annotated[float, Field(gt=0)] | None = None
+    max_since_save_s: Age | None = None
     connected_clients: Ceiling | None = None
     rejected_connections: Ceiling | None = Field(None, description="connections refused since the server started")
 
@@ -99,6 +75,6 @@ class MysqlTarget(Target):
     connect_timeout_s: Seconds = 3.0
     statement_timeout_ms: StatementTimeoutMs = 5000
     connections_pct: PercentCeiling | None = None
-    long_running_s: Seconds | None = None
+    long_running_s: Age | None = None
     replica_lag_s: Ceiling | None = None
     invariants: dict[str, Invariant] = Field(default_factory=dict)

@@ -52,13 +52,8 @@ class RpoMeasure(Model):
 class DrInvariant(Invariant):
     """An invariant on a recovered database target: ``{target, sql, max}`` or ``min`` (a hard bound each)."""
 
+    bounds_only: ClassVar[bool] = True
     target: Ref
-
-    @model_validator(mode="after")
-    def _bounds_only(self):
-        if self.threshold is not None:
-            raise ValueError("a DR invariant takes max and/or min: recovery either holds it or not")
-        return self
 
 
 class Verify(Model):
@@ -99,7 +94,8 @@ class DrScenario(Target):
     @classmethod
     def _not_the_old_shape(cls, data):
         old = isinstance(data, dict) and (any(k in data for k in OLD_KEYS) or isinstance(data.get("verify"), list)
-                                          or any(isinstance(s, str) for s in data.get("steps") or []))
+                                          or (isinstance(data.get("steps"), list)
+                                              and any(isinstance(s, str) for s in data["steps"])))
         if old:
             raise ValueError("this is the sandbox-only scenario of earlier opsproof: steps are now "
                              "{name, type, timeout, ...} (stop_api is {name: stop_api, type: sandbox, action: "

@@ -7,6 +7,7 @@ plugin can print one line and exit 4 before anything runs or is written.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,11 +15,14 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from opsproof.environment import problems, yamlsafe
+from opsproof.environment.files import check_named_files
 from opsproof.environment.model import KINDS, Environment
 from opsproof.environment.web import Auth
-from opsproof.errors import ConfigError
+from opsproof.errors import ConfigError, Problem
 from opsproof.secrets import (
     MIN_SECRET_LENGTH,
+    REFERENCE,
     MissingVariable,
     basic_credentials,
     looks_secret,
@@ -29,9 +33,6 @@ from opsproof.secrets import (
 # A ${VAR} resolved under one of these keys is a secret, whatever the variable's name: credentials,
 # whatever goes into a request's headers or body (the server may echo it back), and anything under
 # notify: (a webhook URL is its own credential).
-# libyaml's parser where PyYAML was built with it (its wheels are): a 2000-target file took seconds
-# in the pure-Python one, which is the fallback
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SECRET_KEYS = {"password", "token", "headers", "bearer_token", "basic_password", "request_headers", "json_body",
                "body", "notify"}
 
@@ -41,26 +42,8 @@ class LoadedEnvironment:
     environment: Environment
     path: Path
     secrets: frozenset[str] = field(default_factory=frozenset, repr=False)
-
-
-def _duplicate_key(node, key_path: tuple = ()):
-    """The key path and line of the first key given twice in one mapping (PyYAML keeps the last)."""
-    if isinstance(node, yaml.MappingNode):
-        seen = set()
-        for key_node, value_node in node.value:
-            key = key_node.value
-            if key in seen:
-                return ".".join(key_path + (str(key),)), key_node.start_mark.line + 1
-            seen.add(key)
-            found = _duplicate_key(value_node, key_path + (str(key),))
-            if found:
-                return found
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            found = _duplicate_key(item, key_path + (str(index),))
-            if found:
-                return found
-    return None
+    warnings: tuple[Problem, ...] = ()  # what loads but is likely not meant: a percentage written as a fraction
+    placeholders: tuple[str, ...] = ()  # --no-secrets: the ${VAR}s that were unset and given placeholders
 
 
 def find_environment(name_or_path: str, directory: Path) -> Path:
@@ -75,28 +58,153 @@ def find_environment(name_or_path: str, directory: Path) -> Path:
     return directory / f"{name_or_path}.yaml"
 
 
-def load_environment(path: Path, variables: Mapping[str, str] | None = None) -> LoadedEnvironment:
+# --no-secrets: an unset ${VAR} that is a whole value takes the first of these its key accepts, so the
+# structure around it is checked without the credential; inside a longer value it reads PLACEHOLDER.
+PLACEHOLDER = "opsproof-placeholder"
+CANDIDATES = (PLACEHOLDER, "1", "http://placeholder.invalid/", "postgres://placeholder@placeholder.invalid/placeholder",
+              "redis://placeholder.invalid/0", "mysql://placeholder@placeholder.invalid/placeholder", "/placeholder",
+              "s3://placeholder-bucket/placeholder", "placeholder", "1s")
+
+
+PORT_REFERENCE = re.compile(r":\$\{([A-Za-z_][A-Za-z0-9_]*)\}(?=[/?]|$)")
+
+
+class _Placeholders(dict):
+    """The variables, with a placeholder for every name that is not set (``opsproof validate --no-secrets``)."""
+
+    def __contains__(self, name) -> bool:
+        return True
+
+    def __missing__(self, name: str) -> str:
+        return PLACEHOLDER
+
+
+def load_environment(path: Path, variables: Mapping[str, str] | None = None,
+                     placeholders: bool = False) -> LoadedEnvironment:
+    """The validated environment; ``placeholders``: unset ${VAR}s (and a missing vars_file) get placeholders,
+    for checking a file's structure where its secrets are not (CI)."""
     shown = _shown(path)
     raw = _read_yaml(path, shown)
     if not isinstance(raw, dict):
         raise ConfigError(shown, "", "an environment file must be a mapping of keys to values")
-    merged = dict(_read_vars_file(path, raw.get("vars_file"), shown))
+    try:
+        merged = dict(_read_vars_file(path, raw.get("vars_file"), shown))
+    except ConfigError:
+        if not placeholders:
+            raise
+        merged = {}
     merged.update(os.environ if variables is None else variables)
+    unset = {name for name in _references(raw) if name not in merged} if placeholders else set()
+    if placeholders:
+        merged = _Placeholders(merged)
+        raw = _ports_placed(raw, unset)
     secrets: dict[str, tuple[str, str | None]] = {}  # value -> (key path, ${VAR}): where a short one is refused
     resolved = _resolve_tree(raw, merged, secrets, shown, ())
     resolved.setdefault("name", path.stem)
-    try:
-        environment = Environment.model_validate(resolved, context={"file": path})  # for files it names
-    except ValidationError as exc:
-        raise _config_error(shown, exc) from None
+    whole = {where: name for where, name in _whole_references(raw) if name in unset}
+    environment = _validated(resolved, path, shown, whole)
     if environment.name != path.stem:
         raise ConfigError(shown, "name", f"{environment.name!r} does not match the file name {path.stem!r}")
+    check_named_files(environment, path, shown)  # ca_file, history_dir: usable now, not at every check
     for value, where in _declared_secrets(environment).items():
         secrets.setdefault(value, where)
     for value, where in history_key_secrets(environment, path, shown).items():
         secrets.setdefault(value, where)
+    if placeholders:  # a placeholder that stands for a secret is no secret, whatever its length
+        secrets = {value: where for value, where in secrets.items() if value not in CANDIDATES}
     _refuse_short(secrets, shown)
-    return LoadedEnvironment(environment, path, frozenset(s for s in secrets if s))
+    warnings = problems.fraction_warnings(raw, None)
+    if warnings:
+        warnings = problems.fraction_warnings(raw, _yaml_nodes(path))
+    return LoadedEnvironment(environment, path, frozenset(s for s in secrets if s),
+                             tuple(warnings), tuple(sorted(unset)))
+
+
+def _validated(resolved: dict, path: Path, shown: str, whole: dict[tuple, str]):
+    """The Environment, or every problem at once. A whole-value placeholder a key refuses tries the next
+    candidate (a URL, a number...); what no candidate fits is said as unset, not as wrong."""
+    choice = dict.fromkeys(whole, 0)
+    while True:
+        tree = resolved
+        for where, index in choice.items():  # "${API_URL}/status" resolved PLACEHOLDER/status: the prefix varies
+            tree = _replaced(tree, where, CANDIDATES[index] + _at(resolved, where)[len(PLACEHOLDER):])
+        try:
+            return Environment.model_validate(tree, context={"file": path})  # for files it names
+        except ValidationError as exc:
+            found = problems.from_validation(exc, Environment, None)
+        refused = {where for where in choice if any(_under(p.key_path, where) for p in found)}
+        moving = [where for where in refused if choice[where] + 1 < len(CANDIDATES)]
+        if not moving:
+            nodes = _yaml_nodes(path)
+            said = []
+            for p in found:
+                held = next((w for w in refused if _under(p.key_path, w)), None)
+                problem = p.problem if held is None else f"{p.problem} (from ${{{whole[held]}}}, unset: set it to " \
+                                                         f"check this key)"
+                said.append(Problem(p.key_path, problem, problems.line_of(nodes, p.key_path)))
+            raise ConfigError.of(shown, said) from None
+        for where in moving:
+            choice[where] += 1
+
+
+def _under(key_path: str, where: tuple) -> bool:
+    joined = ".".join(where)
+    return key_path == joined or key_path.startswith(joined + ".")
+
+
+def _at(tree, where: tuple):
+    for key in where:
+        tree = tree[next(k for k in tree if str(k) == key)] if isinstance(tree, dict) else tree[int(key)]
+    return tree
+
+
+def _replaced(tree, where: tuple, value):
+    if not where:
+        return value
+    key, rest = where[0], where[1:]
+    if isinstance(tree, dict):
+        key = next(k for k in tree if str(k) == key)  # YAML may give a key as a number or true
+        return {**tree, key: _replaced(tree[key], rest, value)}
+    copy = list(tree)
+    copy[int(key)] = _replaced(copy[int(key)], rest, value)
+    return copy
+
+
+def _ports_placed(node, unset: set[str]):
+    """An unset ${VAR} in a URL's port place (``host:${PG_PORT}/db``) reads 1, so the URL still parses."""
+    if isinstance(node, dict):
+        return {key: _ports_placed(value, unset) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_ports_placed(value, unset) for value in node]
+    if isinstance(node, str):
+        return PORT_REFERENCE.sub(lambda m: ":1" if m.group(1) in unset else m.group(0), node)
+    return node
+
+
+def _references(node):
+    """Every ${VAR} name the raw file refers to."""
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from _references(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _references(value)
+    elif isinstance(node, str):
+        yield from REFERENCE.findall(node)
+
+
+def _whole_references(node, where: tuple = ()):
+    """(key path, name) of each value that starts with a ${VAR} (``${PG_DSN}``, ``${API_URL}/status``)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _whole_references(value, where + (str(key),))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _whole_references(value, where + (str(index),))
+    elif isinstance(node, str):
+        match = REFERENCE.match(node)
+        if match:
+            yield where, match.group(1)
 
 
 def environment_settings(path: Path) -> dict:
@@ -157,36 +265,17 @@ def _shown(path: Path) -> str:
 
 
 def _read_yaml(path: Path, shown: str):
+    if not os.path.lexists(path):  # os.path: False, not an exception, for a name too long to look up
+        raise ConfigError(shown, "", "no such environment file")
+    text = yamlsafe.read_text(path, shown)  # bounded, strict UTF-8: see yamlsafe
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(shown, "", "no such environment file") from None
-    except OSError as exc:
-        raise ConfigError(shown, "", f"cannot read: {exc.strerror}") from None
-    try:
-        try:
-            return _parse(text, SAFE_LOADER, shown)
-        except yaml.YAMLError:  # said by the pure-Python parser, whose messages name more (an alias, a tab)
-            return _parse(text, yaml.SafeLoader, shown)
+        return yamlsafe.load_yaml(text, shown)  # aliases, depth, duplicate and complex keys checked first
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f"line {mark.line + 1}" if mark else ""
         raise ConfigError(shown, line, f"{exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(shown, "", f"not valid YAML: {exc}") from None
-
-
-def _parse(text: str, loader_class, shown: str):
-    """Parsed once: the node tree is checked for duplicate keys, then built into Python values."""
-    loader = loader_class(text)
-    try:
-        node = loader.get_single_node()
-        duplicate = _duplicate_key(node)
-        if duplicate:
-            raise ConfigError(shown, duplicate[0], f"duplicate key (line {duplicate[1]})")
-        return loader.construct_document(node) if node is not None else None
-    finally:
-        loader.dispose()
 
 
 def _read_vars_file(env_path: Path, vars_file, shown: str) -> dict[str, str]:
@@ -196,12 +285,9 @@ def _read_vars_file(env_path: Path, vars_file, shown: str) -> dict[str, str]:
     if not isinstance(vars_file, str):
         raise ConfigError(shown, "vars_file", "must be a path")
     path = (env_path.parent / vars_file).resolve()
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise ConfigError(
-            shown, "vars_file", f"{vars_file} not found (for the sandbox: run `opsproof sandbox up`)"
-        ) from None
+    if not os.path.exists(path):
+        raise ConfigError(shown, "vars_file", f"{vars_file} not found (for the sandbox: run `opsproof sandbox up`)")
+    lines = yamlsafe.read_text(path, shown, "vars_file", "vars file").splitlines()  # not /dev/zero, a directory, binary
     variables = {}
     for number, line in enumerate(lines, 1):
         line = line.strip()
@@ -289,15 +375,9 @@ def _refuse_short(secrets: dict, shown: str) -> None:
                                                f"since they cannot be redacted without masking ordinary text")
 
 
-def _config_error(shown: str, exc: ValidationError) -> ConfigError:
-    errors = exc.errors(include_url=False, include_input=False)
-    first = errors[0]
-    key_path = ".".join(str(part) for part in first["loc"])
-    problem = first["msg"]
-    if problem.startswith("Value error, "):
-        problem = problem[len("Value error, "):]
-    if first["type"] == "extra_forbidden":
-        problem = "unknown key"
-    if len(errors) > 1:
-        problem += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    return ConfigError(shown, key_path, problem)
+def _yaml_nodes(path: Path):
+    """The file's YAML nodes, for the line of each problem (read again: only when there is something to say)."""
+    try:
+        return yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        return None

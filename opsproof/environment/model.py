@@ -15,6 +15,8 @@ from opsproof.environment.custom import Custom, MeasureName
 from opsproof.environment.evidence_store import EvidenceStore
 from opsproof.environment.kinds import KINDS
 from opsproof.environment.notify import Notify
+from opsproof.environment.problems import Problems, split_key_path
+from opsproof.errors import Problem
 
 
 class Settings(Model):
@@ -23,7 +25,8 @@ class Settings(Model):
     name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
     tier: Tier
     description: str = ""
-    severity: Severity = Field("p2", description="severity of checks that do not set their own")
+    severity: Severity | None = Field(None, description="severity of checks that carry no marker of their own "
+                                                        "(default p2); never overrides a check's marker")
     vars_file: str | None = Field(None, description="KEY=VALUE file read for ${VAR} references")
     history_dir: str | None = Field(None, description="where history.jsonl lives (default reports/<name>/)")
     waivers_file: str | None = Field(None, description="waivers (default <name>.waivers.yaml beside this file)")
@@ -56,17 +59,21 @@ class Settings(Model):
 
     @model_validator(mode="after")
     def _sections_agree(self):
-        """Each kind's rules across its targets and with other sections (a backup set's source must exist)."""
+        """Each kind's rules across its targets and with other sections (a backup set's source must exist),
+        and custom entries' targets: every kind's first problem, reported together."""
+        found: list[Problem] = []
         for kind in KINDS.values():
-            kind.model.check_section(self.targets(kind.name), self)
-        return self
-
-    @model_validator(mode="after")
-    def _custom_targets_exist(self):
+            targets = self.targets(kind.name)
+            if _section_problems(kind.model, targets, self, found) and len(targets) > 1:
+                for name, target in targets.items():  # each target's own first problem too, not just the first one's
+                    _section_problems(kind.model, {name: target}, self, found)
         for entry in self.custom.values():
             kind, _, name = (entry.target or "").partition(".")
             if entry.target and name not in (self.targets(kind) if kind in KINDS else {}):
-                raise ValueError(f"custom.{entry.name}.target: {entry.target} is not a target in this environment")
+                found.append(Problem(f"custom.{entry.name}.target", f"{entry.target} is not a target in this "
+                                                                     f"environment"))
+        if found:
+            raise Problems(found)
         return self
 
     def targets(self, kind: str) -> dict[str, Target]:
@@ -76,6 +83,18 @@ class Settings(Model):
     def read_only(self) -> bool:
         """Sessions opened on anything but the sandbox tier are read-only."""
         return self.tier != "sandbox"
+
+
+def _section_problems(model, targets: dict, environment, found: list[Problem]) -> bool:
+    """Run one kind's rules across ``targets``; add what they refuse to ``found`` (once); True if they refused."""
+    try:
+        model.check_section(targets, environment)
+    except ValueError as error:
+        for problem in error.problems if isinstance(error, Problems) else [Problem(*split_key_path(str(error)))]:
+            if problem not in found:
+                found.append(problem)
+        return True
+    return False
 
 
 def _sections() -> dict:

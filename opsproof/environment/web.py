@@ -135,6 +135,12 @@ class ErrorRatio(Model):
     gap_s: Annotated[float, Field(gt=0, le=300)] = 5.0
     pct: PercentCeiling
 
+    @field_validator("errors", "total")
+    @classmethod
+    def _selector(cls, value):
+        parse_selector(value)  # the run's own parser: what it cannot read is refused here, not misread later
+        return value
+
 
 class MetricsExpectation(Model):
     """Prometheus text at ``path``; series selectors like ``errors_total{status="500"}``."""
@@ -171,6 +177,8 @@ class HttpTarget(Target):
     verify_tls: bool = True
     follow_redirects: bool = False
     proxy: Url | None = Field(None, description="proxy URL; without it httpx honours HTTP(S)_PROXY and NO_PROXY")
+    max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = Field(
+        8 << 20, description="a response body (decompressed) past this is not read: the target is unreachable")
     headers: dict[str, SecretStr] = Field(default_factory=dict)
     auth: Auth | None = None
     health: HealthExpectation | None = None

@@ -48,6 +48,7 @@ def _environment() -> Environment:
                       autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False), trim_blocks=True, lstrip_blocks=True)
     env.globals.update(trend_svg=trend_svg, colours=COLOURS)
     env.filters["seconds"] = lambda v: "n/a" if v is None else f"{float(v):.1f} s"
+    env.filters["shown"] = lambda v: "not recorded" if v is None or v == "" else v  # never "None" in a report
     env.filters["describe"] = lambda measurement: Measurement.model_validate(measurement).describe()
     env.filters["cell"] = lambda v: str(v if v is not None else "").replace("|", "\\|").replace("\n", " ")
     return env

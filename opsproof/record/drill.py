@@ -84,7 +84,8 @@ class DrillRecord(BaseModel):
     @property
     def subject(self) -> str:
         """What was drilled: ``backup set nightly`` or ``scenario outage``."""
-        return f"scenario {self.scenario}" if self.kind == "dr" else f"backup set {self.backup_set}"
+        name = self.scenario if self.kind == "dr" else self.backup_set
+        return f"{'scenario' if self.kind == 'dr' else 'backup set'} {name or '(not recorded)'}"
 
     def lines(self) -> list[str]:
         """The drill in a few lines, as the HTML report shows it beside the check's evidence."""
