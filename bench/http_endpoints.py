@@ -50,7 +50,7 @@ def main() -> None:
         targets = {f"endpoint{i:04d}": {"url": box.api_url, "timeout_s": 5, "health": {
             "path": f"/health?probe={i}", "status": 200, "json": {"status": "healthy"}}}
             for i in range(1, args.endpoints + 1)}
-        env_file = state_dir / f"bench-http-{args.endpoints}.yaml"
+        env_file = state_dir / "bench-http.yaml"  # the file is named as its environment
         env_file.write_text(yaml.safe_dump({"name": "bench-http", "tier": "sandbox", "http": targets}))
         curl = Side("curl loop", ["bash", "-c", CURL_LOOP],
                     {**os.environ, "API_URL": box.api_url, "ENDPOINTS": str(args.endpoints)})
