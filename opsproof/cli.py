@@ -7,6 +7,8 @@ Exit codes: 0 nothing gating failed; 1 a gating check failed or errored; 2 inter
 from __future__ import annotations
 
 import argparse
+import gc
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +18,15 @@ from opsproof.paths import project_root
 
 EXIT_OK, EXIT_GATING, EXIT_INTERRUPTED, EXIT_USAGE = 0, 1, 2, 4
 SUITES = ("smoke", "nightly", "backup", "dr")
-# Plugins that arrive with dependencies but play no part in a checks run: not loading them saves ~0.4 s.
-UNUSED_PLUGINS = ("anyio", "pytest_httpserver")
+# A run loads the installed pytest plugins it uses, not every one installed (testinfra, anyio, timeout,
+# httpserver... arrive with dependencies): pytest-html writes report.html and needs pytest-metadata;
+# html_fixtures gives custom checks the ``extras`` fixture. Others load when their options are given,
+# by ``-p NAME``, or all of them as pytest would with OPSPROOF_PLUGIN_AUTOLOAD=1.
+RUN_PLUGINS = ("metadata", "html", "html_fixtures")
+PLUGINS_BY_OPTION = {"-n": "xdist", "--numprocesses": "xdist", "--dist": "xdist", "--maxprocesses": "xdist",
+                     "--tx": "xdist", "--timeout": "timeout"}
+AUTOLOAD_VARIABLE = "OPSPROOF_PLUGIN_AUTOLOAD"
+HTML_NAME_WARNING = "Module already imported so cannot be rewritten; html"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,11 +34,32 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"opsproof: error: {message}\n")
 
 
-def _pytest_args(args: argparse.Namespace, suite: str | None) -> list[str]:
+def plugin_args(extra: list[str], workers: int | None = None) -> list[str]:
+    """``--disable-plugin-autoload`` and a ``-p`` for each plugin the run uses (xdist only with -n).
+
+    Loading every installed plugin cost about a sixth of a smoke run's start-up (the entry point scan
+    alone reads every installed package's metadata).
+    """
+    if os.environ.get(AUTOLOAD_VARIABLE) == "1" or os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+        return []  # pytest's own way: every installed plugin, or exactly those the user named
+    wanted = list(RUN_PLUGINS) + (["xdist"] if workers else [])
+    for token in extra:
+        for option, plugin in PLUGINS_BY_OPTION.items():
+            if token == option or token.startswith(f"{option}=") or (option == "-n" and token[:2] == "-n"
+                                                                     and token[2:].isalnum()):
+                wanted.append(plugin)
+    # "html" is also the standard library's module (imported by then), which pytest cannot mark for
+    # assertion rewriting: it warns so; pytest-html has no asserts to rewrite
+    command = ["--disable-plugin-autoload", "-W", f"ignore:{HTML_NAME_WARNING}:pytest.PytestAssertRewriteWarning"]
+    for plugin in dict.fromkeys(wanted):
+        command += ["-p", plugin]
+    return command
+
+
+def _pytest_args(args: argparse.Namespace, suite: str | None, extra: list[str] = ()) -> list[str]:
     root = project_root()
     command = ["-c", str(root / "pyproject.toml"), "--rootdir", str(root), str(root / "checks")]
-    for plugin in UNUSED_PLUGINS:
-        command += ["-p", f"no:{plugin}"]
+    command += plugin_args(list(extra), args.workers)
     if args.env:
         command += ["--env", args.env]
     if suite:
@@ -49,10 +79,43 @@ def _pytest_args(args: argparse.Namespace, suite: str | None) -> list[str]:
     return command
 
 
-def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
+def _settled_heap():
+    """A plugin for the run: its start-up (imports, configuration, collection) makes what lives to the end
+    of the run, and its checks' clients arrive with theirs. The collector would walk all of it again and
+    again (a smoke run spent a fifth of its time in gc): it waits until collection is done, then
+    ``gc.freeze`` takes what exists out of its sight, again before the reports are written, so the run's
+    collections (and pytest's two full ones as it ends) walk only what the checks and reports make."""
     import pytest
 
-    code = int(pytest.main(_pytest_args(args, args.suite) + extra))
+    class SettledHeap:
+        @staticmethod
+        def pytest_collection_finish(session) -> None:
+            gc.freeze()
+            gc.enable()
+
+        @staticmethod
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_sessionfinish(session) -> None:
+            gc.collect(1)  # the last checks' young garbage goes now; older is kept until the process ends
+            gc.freeze()
+
+    gc.disable()
+    return SettledHeap()
+
+
+def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
+    # pydantic looks for plugins of its own in every installed package's metadata at its first model;
+    # opsproof uses none (set the variable empty to let pydantic look)
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    import pytest
+
+    enabled = gc.isenabled()
+    try:
+        code = int(pytest.main(_pytest_args(args, args.suite, extra) + extra, plugins=[_settled_heap()]))
+    finally:  # run in-process (tests): the caller's collector as it was, and what the run left collectable
+        gc.unfreeze()
+        if enabled:
+            gc.enable()
     if code == int(pytest.ExitCode.NO_TESTS_COLLECTED):
         print(f"opsproof: no checks selected (suite {args.suite or 'all'}, {' '.join(extra) or 'no filters'})",
               file=sys.stderr)
@@ -156,7 +219,7 @@ def cmd_demo(args: argparse.Namespace, extra: list[str]) -> int:
             destructive = ["--allow-destructive"] if drills_allowed and suite in ("backup", "dr") else []
             if destructive and suite == "dr":
                 destructive += [f"--confirm-drill={name}" for name in _scenarios(args.env)]
-            command = [sys.executable, "-m", "pytest", *_pytest_args(args, suite), "-q", *destructive, *extra]
+            command = [sys.executable, "-m", "pytest", *_pytest_args(args, suite, extra), "-q", *destructive, *extra]
             code = subprocess.call(command, cwd=root)
             results[suite] = "no checks yet" if code == 5 else ("PASS" if code == 0 else f"exit {code}")
             if code == EXIT_INTERRUPTED:

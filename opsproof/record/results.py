@@ -68,6 +68,18 @@ class Results(BaseModel):
         return {**self.model_dump(exclude={"checks"}), "checks": [c.to_dict() for c in self.checks]}
 
 
+def dumps(results: dict) -> str:
+    """results.json's text: the run's fields indented, then one check per line, so it reads (and greps)
+    well. json indents only in pure Python, which took seconds for a few thousand checks; each line here
+    is written by its C encoder."""
+    fields = [f"  {json.dumps(key)}: {json.dumps(value, default=str)}" for key, value in results.items()
+              if key != "checks"]
+    checks = ",\n".join(f"    {json.dumps(check, default=str)}" for check in results.get("checks", []))
+    if "checks" in results:
+        fields.insert(list(results).index("checks"), f'  "checks": [\n{checks}\n  ]' if checks else '  "checks": []')
+    return "{\n" + ",\n".join(fields) + "\n}\n"
+
+
 def schema() -> dict:
     """The JSON Schema of results.json, as generated from the models."""
     return Results.model_json_schema(mode="serialization")
