@@ -156,7 +156,7 @@ def test_silent_redis_port_errors_within_timeout(sandbox, write_env, run_checks,
     run = run_checks(write_env(environment), "-k", "redis")
     record = run.record("test_redis_answers_ping")
     assert run.ret == 1 and record["outcome"] == "error"
-    assert record["message"] == "could not measure on redis.cache: INFO: no answer within 2 s"
+    assert record["message"] == "could not measure on redis.cache: INFO: no complete answer within 2 s"
     assert time.monotonic() - started < 2 + 3
 
 
