@@ -64,7 +64,7 @@ dr:
     ("http:\n  api: {url: 'http://a/', metrics: {error_ratio: {total: 'http requests', pct: {crit: 5}}}}\n",
      "http.api.metrics.error_ratio.total", "is not a series selector"),
     ("http:\n  api: {url: 'http://a/', metrics: {counters: {'errors_total{code=5}': {crit: 1}}}}\n",
-     "http.api.metrics.counters", "labels must look like"),
+     "http.api.metrics.counters", "cannot read the label matcher at 'code=5'"),
     ("http:\n  api: {url: 'http://a/', health: {response_time_ms: {crit: .nan}}}\n",
      "http.api.health.response_time_ms.crit", "finite number"),
     ("http:\n  api: {url: 'http://a/', health: {response_time_ms: {warn: .inf}}}\n",
