@@ -166,6 +166,10 @@ def test_a_recovery_that_fails_its_checks_and_invariants_is_not_verified_and_has
     assert check["outcome"] == "failed" and check["message"] == (
         "failed_checks ({'test_tcp_port_accepts_connections[port]': \"port_state ('refused') == 'open' on tcp.port\"})"
         " == {} on dr.drill; invariant.users (500) >= 1000000 on dr.drill")
+    # the inner checks ran inside the drill's own run, which holds the environment's lock (an inner lock would
+    # have been refused, exit 3, not judged) and records the one history line; the inner run adds none
+    (history,) = (tmp_path / "reports").glob("*/history.jsonl")
+    assert len(history.read_text().splitlines()) == 1
 
 
 def test_wait_healthy_reruns_the_targets_real_checks_until_they_pass(tmp_path, write_env, run_checks, sandbox,
