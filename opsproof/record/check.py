@@ -7,6 +7,7 @@ dict (``report.opsproof``), so xdist can carry it to the controller, where phase
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -66,12 +67,29 @@ class Phase(_Subject):
 
     @classmethod
     def of(cls, report) -> Phase | None:
-        """The phase a report carries, or None for a report opsproof did not make (a collection report)."""
+        """The phase a report carries, or None for a report opsproof did not make (a collection report).
+
+        Several hooks ask for each report's phase: it is validated once per report and the result kept
+        while the report lives, as long as its dict is the same one with the same keys (the collector
+        adds the waiver to it)."""
         data = getattr(report, "opsproof", None)
-        return None if data is None else cls.model_validate(data)
+        if data is None:
+            return None
+        kept = _PARSED.get(report)
+        if kept is not None and kept[0] is data and kept[1] == len(data):
+            return kept[2]
+        phase = cls.model_validate(data)
+        try:
+            _PARSED[report] = (data, len(data), phase)
+        except TypeError:  # a report that cannot be weakly referenced is validated each time
+            pass
+        return phase
 
     def to_dict(self) -> dict:
         return _dump(self)
+
+
+_PARSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # report -> (its dict, its size, Phase)
 
 
 class CheckRecord(_Subject):
