@@ -7,7 +7,6 @@ dict (``report.opsproof``), so xdist can carry it to the controller, where phase
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -69,27 +68,24 @@ class Phase(_Subject):
     def of(cls, report) -> Phase | None:
         """The phase a report carries, or None for a report opsproof did not make (a collection report).
 
-        Several hooks ask for each report's phase: it is validated once per report and the result kept
-        while the report lives, as long as its dict is the same one with the same keys (the collector
-        adds the waiver to it)."""
+        Several hooks ask for each report's phase, one after another as the report is logged: the last
+        report's phase is kept (one, so the run's thousands of reports do not each keep a second copy),
+        as long as its dict is the same one with the same keys (the collector adds the waiver to it)."""
         data = getattr(report, "opsproof", None)
         if data is None:
             return None
-        kept = _PARSED.get(report)
-        if kept is not None and kept[0] is data and kept[1] == len(data):
-            return kept[2]
+        kept_report, kept_data, kept_size, kept_phase = _LAST
+        if kept_report is report and kept_data is data and kept_size == len(data):
+            return kept_phase
         phase = cls.model_validate(data)
-        try:
-            _PARSED[report] = (data, len(data), phase)
-        except TypeError:  # a report that cannot be weakly referenced is validated each time
-            pass
+        _LAST[:] = [report, data, len(data), phase]
         return phase
 
     def to_dict(self) -> dict:
         return _dump(self)
 
 
-_PARSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # report -> (its dict, its size, Phase)
+_LAST: list = [None, None, 0, None]  # the report last asked about, its dict, the dict's size, its Phase
 
 
 class CheckRecord(_Subject):
