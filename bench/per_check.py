@@ -65,15 +65,17 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="opsproof-bench-per-check-"))
     opsproof = str(Path(sys.executable).parent / "opsproof")
     sides = []
+    labels = [""] + ([" before"] if args.before else [])
     for checks in sizes:
-        command = [opsproof, "run", "--env", str(environment(work, checks, port)), "--suite", "nightly",
-                   "--reports-dir", str(work / "reports"), "-q"]
-        sides.append(Side(f"{checks}", command, users_env()))
-        if args.before:
-            sides.append(Side(f"{checks} before", command, users_env({"PYTHONPATH": args.before})))
+        for label in labels:  # each side its own reports: its probes' connect times are its own
+            command = [opsproof, "run", "--env", str(environment(work, checks, port)), "--suite", "nightly",
+                       "--reports-dir", str(work / f"reports{label.replace(' ', '-')}"), "-q"]
+            extra = {"PYTHONPATH": args.before} if label else None
+            sides.append(Side(f"{checks}{label}", command, users_env(extra)))
     compare(sides, args.runs, ROOT)
-    network = {checks: statistics.mean(connect_ms(work / "reports", f"tcp-{checks}")) for checks in sizes}
-    for label in ([""] + ([" before"] if args.before else [])):
+    for label in labels:
+        reports = work / f"reports{label.replace(' ', '-')}"
+        network = {checks: statistics.mean(connect_ms(reports, f"tcp-{checks}")) for checks in sizes}
         rows = [(checks, next(s for s in sides if s.label == f"{checks}{label}")) for checks in sizes]
         print(f"\nopsproof{label}: tcp connect checks, --suite nightly, all 3 reports + history, "
               f"median of {args.runs} runs (interleaved):")

@@ -48,7 +48,14 @@ class TcpProbe:
         return "open", (time.perf_counter() - started) * 1000
 
     def _resolve(self):
-        """getaddrinfo has no timeout of its own: it runs on a daemon thread the probe stops waiting for."""
+        """getaddrinfo has no timeout of its own: it runs on a daemon thread the probe stops waiting for.
+
+        An address written as such (``127.0.0.1``, ``::1``) needs no lookup: ``AI_NUMERICHOST`` answers at
+        once, without a thread (starting one cost about 0.5 ms a check); a name raises and is looked up."""
+        try:
+            return socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)[0]
+        except (socket.gaierror, UnicodeError, ValueError):
+            pass
         found: list = []
 
         def lookup():

@@ -61,3 +61,22 @@ def test_shipped_schema_is_the_one_the_models_generate():
     """Regenerate with ``python -m opsproof.record.results > opsproof/record/results.schema.json``."""
     assert shipped_schema() == schema()
     assert shipped_schema()["properties"]["schema_version"]["default"] == 2
+
+
+def test_a_reports_phase_is_read_again_once_its_dict_changes():
+    """Phase.of keeps the last report's phase; the collector adds the waiver to the dict, which must show."""
+    from types import SimpleNamespace
+
+    from opsproof.record import Phase
+
+    data = Phase(phase="call", outcome=Outcome.FAILED, message="x (1) == 0 on tcp.a", check="test_x",
+                 module="test_x", severity="p1").to_dict()
+    report = SimpleNamespace(opsproof=data)
+    first = Phase.of(report)
+    assert Phase.of(report) is first and first.waiver is None
+    data["waiver"] = {"check": "test_x", "justification": "j", "approver": "a", "ticket": "T-1",
+                      "created": "2026-01-01", "expires": "2026-02-01"}
+    assert Phase.of(report).waiver.ticket == "T-1"
+    other = SimpleNamespace(opsproof={**data, "message": "y (2) == 0 on tcp.b"})
+    assert Phase.of(other).message == "y (2) == 0 on tcp.b" and Phase.of(report).message == "x (1) == 0 on tcp.a"
+    assert Phase.of(SimpleNamespace()) is None

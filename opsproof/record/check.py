@@ -66,12 +66,26 @@ class Phase(_Subject):
 
     @classmethod
     def of(cls, report) -> Phase | None:
-        """The phase a report carries, or None for a report opsproof did not make (a collection report)."""
+        """The phase a report carries, or None for a report opsproof did not make (a collection report).
+
+        Several hooks ask for each report's phase, one after another as the report is logged: the last
+        report's phase is kept (one, so the run's thousands of reports do not each keep a second copy),
+        as long as its dict is the same one with the same keys (the collector adds the waiver to it)."""
         data = getattr(report, "opsproof", None)
-        return None if data is None else cls.model_validate(data)
+        if data is None:
+            return None
+        kept_report, kept_data, kept_size, kept_phase = _LAST
+        if kept_report is report and kept_data is data and kept_size == len(data):
+            return kept_phase
+        phase = cls.model_validate(data)
+        _LAST[:] = [report, data, len(data), phase]
+        return phase
 
     def to_dict(self) -> dict:
         return _dump(self)
+
+
+_LAST: list = [None, None, 0, None]  # the report last asked about, its dict, the dict's size, its Phase
 
 
 class CheckRecord(_Subject):
