@@ -7,12 +7,22 @@ and the whole ``opsproof run --suite backup -k restores`` process. For the physi
 copy of the latest base backup and ``pg_ctl start -w`` (stop and removal not timed) vs the drill
 of ``bankchain-base`` (restore, start, recovery ended, verify, stop, remove, confirm).
 Prints medians and the overhead ratios. Usage: ``.venv/bin/python bench/restore.py [--runs 7]``.
+
+On real-sized data, ``--rows 1000000``: the benchmark builds a table of that many rows in a scratch
+database of its sandbox and dumps it (bench/ledger.py: about 100 MB with pg_dump -Fc), then times,
+interleaved (bare, drill, process, bare, ...) after a warm-up each: the bare commands (``CREATE
+DATABASE``, ``pg_restore --exit-on-error --no-owner``, the drill's own three queries in one ``psql``,
+``DROP DATABASE``, each phase timed), the drill in-process and ``opsproof run``. Then it takes a base
+backup holding that database and times the bare copy + ``pg_ctl start -w`` against the physical drill,
+interleaved too. Medians of wall and CPU time (user + system, children included; the server's own is
+on neither side). ``--sandbox DIR`` takes a running sandbox.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -100,10 +110,141 @@ def median_of(runs: int, measure) -> float:
     return statistics.median(measure() for _ in range(runs))
 
 
+def cpu_now() -> float:
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def timed(measure) -> tuple[float, float, object]:
+    """Wall and CPU seconds (this process and its reaped children) of ``measure()``, and what it returned."""
+    wall, cpu = time.perf_counter(), cpu_now()
+    result = measure()
+    return time.perf_counter() - wall, cpu_now() - cpu, result
+
+
+def bare_ledger(box, dump: Path) -> dict[str, float]:
+    """What an operator types: a fresh database, pg_restore, the drill's queries, drop; each phase's wall time."""
+    import ledger
+
+    env, where = ledger.client_env(box), ["-h", "127.0.0.1", "-p", str(box.pg_port), "-U", sandbox_pg.ADMIN_USER]
+    phases, started = {}, time.perf_counter()
+    for phase, command in (
+            ("create", ["psql", "-X", "-q", *where, "-d", "postgres", "-c", f"CREATE DATABASE {ledger.BARE}"]),
+            ("restore", ["pg_restore", "--exit-on-error", "--no-owner", *where, "-d", ledger.BARE, str(dump)]),
+            ("counts", ["psql", "-X", "-At", *where, "-d", ledger.BARE,
+                        *[arg for query in ledger.QUERIES for arg in ("-c", query)]]),
+            ("drop", ["psql", "-X", "-q", *where, "-d", "postgres", "-c", f"DROP DATABASE {ledger.BARE} WITH (FORCE)"])):
+        subprocess.run(command, env=env, check=True, capture_output=True, timeout=1800)
+        phases[phase], started = time.perf_counter() - started, time.perf_counter()
+    return phases
+
+
+def drill_steps(environment, name: str) -> dict[str, float]:
+    from opsproof.backups import BackupProbe
+
+    record = BackupProbe(environment.backups[name], environment).drill()
+    if record.outcome != "passed" or not record.cleanup_confirmed:
+        sys.exit(f"the drill did not pass: {record}")
+    return {step.name: step.duration_s or 0.0 for step in record.steps}
+
+
+def real_sized(box, state_dir: Path, rows: int, runs: int) -> None:
+    """The logical and physical drills on a ``rows``-row database built here (see the module docstring)."""
+    import ledger
+    from timing import run_once, users_env
+    from opsproof.environment import load_environment
+    from opsproof.sandbox.backups import base_backup
+
+    load = os.getloadavg()
+    started = time.perf_counter()
+    dump = ledger.build(box, rows, state_dir / "ledger")
+    print(f"built {rows} rows and dumped them in {time.perf_counter() - started:.1f} s: "
+          f"{dump.stat().st_size / 1e6:.1f} MB custom-format dump")
+    env_file = state_dir / "bench.yaml"
+    env_file.write_text((ROOT / "environments" / "local.yaml").read_text()
+                        .replace("name: local", "name: bench").replace("../.opsproof/sandbox/vars.env", "vars.env")
+                        .replace("  bankchain-custom:\n", ledger.backup_set(dump.parent, rows) + "  bankchain-custom:\n", 1))
+    environment = load_environment(env_file).environment
+    cli = [str(ROOT / ".venv" / "bin" / "opsproof"), "run", "--env", str(env_file), "--suite", "backup",
+           "--reports-dir", str(state_dir / "reports"), "-k", f"restores and {ledger.SET}", "--allow-destructive", "-q"]
+    sides = {"bare": lambda: bare_ledger(box, dump), "drill": lambda: drill_steps(environment, ledger.SET),
+             "cli": lambda: run_once(cli, users_env(), ROOT, timeout_s=1800)}
+    walls, cpus, phases, rss = {k: [] for k in sides}, {k: [] for k in sides}, {k: [] for k in sides}, []
+    for round_ in range(runs + 1):  # round 0 is the warm-up of each side
+        for name, measure in sides.items():
+            wall, cpu, result = timed(measure)
+            if name == "cli":
+                wall, code, output, rss_kb, cpu = result
+                if code != 0:
+                    sys.exit(f"opsproof run failed (exit {code}):\n{output[-2000:]}")
+                result = {}
+                rss.append(rss_kb)
+            if round_:
+                walls[name].append(wall)
+                cpus[name].append(cpu)
+                phases[name].append(result)
+    median = statistics.median
+    print(f"logical, median of {runs} interleaved runs, load average at start {load[0]:.1f}, "
+          f"at end {os.getloadavg()[0]:.1f}")
+    for name in sides:
+        parts = ", ".join(f"{k} {median(p[k] for p in phases[name]) * 1000:.0f}" for k in (phases[name][0] or {}))
+        print(f"  {name:6} wall {median(walls[name]) * 1000:7.0f} ms  cpu {median(cpus[name]) * 1000:6.0f} ms"
+              f"{'  (' + parts + ' ms)' if parts else ''}")
+    bare_core = [p["restore"] + p["counts"] for p in phases["bare"]]
+    print(f"  drill / bare (create..drop): wall {median(walls['drill']) / median(walls['bare']):.3f}x, "
+          f"cpu {median(cpus['drill']) / median(cpus['bare']):.2f}x; drill / bare pg_restore + queries only: "
+          f"{median(walls['drill']) / median(bare_core):.3f}x; opsproof run / bare: "
+          f"{median(walls['cli']) / median(walls['bare']):.3f}x wall, {median(cpus['cli']) / median(cpus['bare']):.2f}x cpu")
+    print(f"  peak RSS: opsproof run {max(rss) / 1024:.0f} MB; this process (drill in-process) "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+    backups = Path(box.variables["SANDBOX_BACKUP_DIR"])
+    base = base_backup(box, backups, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))  # the latest: the drill restores it
+    try:
+        size = sum(f.stat().st_size for f in base.rglob("*") if f.is_file())
+        scratch = Path(tempfile.mkdtemp(prefix="opsproof-bench-physical-"))
+        os.chmod(scratch, 0o755)  # the server user traverses it
+        physical = {"bare copy + pg_ctl start": lambda: bare_physical_restore(base, scratch / "bare"),
+                    "physical drill": lambda: drill_steps(environment, PHYSICAL_SET)}
+        walls, cpus = {k: [] for k in physical}, {k: [] for k in physical}
+        load = os.getloadavg()
+        for round_ in range(runs + 1):
+            for name, measure in physical.items():
+                wall, cpu, _ = timed(measure)
+                if round_:
+                    walls[name].append(wall)
+                    cpus[name].append(cpu)
+        shutil.rmtree(scratch, ignore_errors=True)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+        (backups / f"{base.name}.counts.json").unlink(missing_ok=True)
+    print(f"physical: base backup of {size / 1e6:.0f} MB, median of {runs} interleaved runs, load average at start "
+          f"{load[0]:.1f}, at end {os.getloadavg()[0]:.1f}")
+    for name in physical:
+        print(f"  {name:26} wall {median(walls[name]) * 1000:7.0f} ms  cpu {median(cpus[name]) * 1000:6.0f} ms")
+    bare_name, drill_name = physical
+    print(f"  drill / bare: wall {median(walls[drill_name]) / median(walls[bare_name]):.3f}x, "
+          f"cpu {median(cpus[drill_name]) / median(cpus[bare_name]):.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--rows", type=int, help="build a table of this many rows (about 100 bytes each) and "
+                                                 "time the drills on it")
+    parser.add_argument("--sandbox", help="a running sandbox's state directory (left up)")
     args = parser.parse_args()
+    if args.rows:
+        import ledger
+        from timing import sandbox
+
+        with sandbox(args.sandbox, "opsproof-bench-restore-") as (box, state_dir):
+            try:
+                real_sized(box, Path(state_dir), args.rows, args.runs)
+            finally:
+                ledger.drop(box)
+                shutil.rmtree(Path(state_dir) / "ledger", ignore_errors=True)
+        return
     from opsproof.environment import load_environment
 
     state_dir = Path(tempfile.mkdtemp(prefix="opsproof-bench-restore-"))
