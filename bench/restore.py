@@ -59,8 +59,10 @@ def bare_restore(box, dump: Path) -> float:
     return elapsed
 
 
-def bare_physical_restore(base_backup: Path, scratch: Path) -> float:
-    """What an operator types: copy the base backup, start it, wait until it accepts connections."""
+def bare_physical_restore(base_backup: Path, scratch: Path, phases: dict | None = None) -> float:
+    """What an operator types: copy the base backup, start it, wait until it accepts connections.
+
+    Stop and removal are not timed (``phases``, when given, gets copy, start and their wall time apart)."""
     pgdata, socket_dir = scratch / "pgdata", scratch / "socket"
     shutil.rmtree(scratch, ignore_errors=True)
     socket_dir.mkdir(parents=True)
@@ -70,14 +72,21 @@ def bare_physical_restore(base_backup: Path, scratch: Path) -> float:
     os.chmod(pgdata, 0o700)
     give_to_unprivileged(socket_dir)
     give_to_unprivileged(pgdata)
+    copied = time.perf_counter()
     options = f"-c port={free_port()} -c listen_addresses=127.0.0.1 -c unix_socket_directories={socket_dir} " \
               "-c archive_mode=off"
     pg_ctl = str(sandbox_pg.bindir() / "pg_ctl")
     result = run_unprivileged([pg_ctl, "-D", str(pgdata), "-l", str(socket_dir / "log"), "-w", "-t", "120",
                                "-o", options, "start"], timeout_s=130)
     elapsed = time.perf_counter() - started
+    if phases is not None:
+        phases.update(copy=copied - started, start=elapsed - (copied - started))
+    stopping, stopping_cpu = time.perf_counter(), cpu_now()
     run_unprivileged([pg_ctl, "-D", str(pgdata), "-m", "immediate", "-w", "stop"], timeout_s=60)
     shutil.rmtree(scratch, ignore_errors=True)
+    if phases is not None:
+        phases["stop, remove (not timed)"] = time.perf_counter() - stopping
+        phases["_cpu_not_timed"] = cpu_now() - stopping_cpu
     if result.returncode != 0:
         sys.exit(f"bare pg_ctl start failed: {result.stdout}{result.stderr}")
     return elapsed
@@ -148,6 +157,14 @@ def drill_steps(environment, name: str) -> dict[str, float]:
     return {step.name: step.duration_s or 0.0 for step in record.steps}
 
 
+def summary(walls: list[float], cpus: list[float], phases: list[dict]) -> str:
+    """``wall M ms (min-max)  cpu M ms  (phase medians)`` of one side's runs."""
+    median = statistics.median
+    parts = ", ".join(f"{k} {median(p[k] for p in phases) * 1000:.0f}" for k in (phases[0] or {}) if not k.startswith("_"))
+    return (f"wall {median(walls) * 1000:7.0f} ms ({min(walls) * 1000:.0f}-{max(walls) * 1000:.0f})  "
+            f"cpu {median(cpus) * 1000:6.0f} ms{'  (' + parts + ' ms)' if parts else ''}")
+
+
 def real_sized(box, state_dir: Path, rows: int, runs: int) -> None:
     """The logical and physical drills on a ``rows``-row database built here (see the module docstring)."""
     import ledger
@@ -187,9 +204,7 @@ def real_sized(box, state_dir: Path, rows: int, runs: int) -> None:
     print(f"logical, median of {runs} interleaved runs, load average at start {load[0]:.1f}, "
           f"at end {os.getloadavg()[0]:.1f}")
     for name in sides:
-        parts = ", ".join(f"{k} {median(p[k] for p in phases[name]) * 1000:.0f}" for k in (phases[name][0] or {}))
-        print(f"  {name:6} wall {median(walls[name]) * 1000:7.0f} ms  cpu {median(cpus[name]) * 1000:6.0f} ms"
-              f"{'  (' + parts + ' ms)' if parts else ''}")
+        print(f"  {name:6} {summary(walls[name], cpus[name], phases[name])}")
     bare_core = [p["restore"] + p["counts"] for p in phases["bare"]]
     print(f"  drill / bare (create..drop): wall {median(walls['drill']) / median(walls['bare']):.3f}x, "
           f"cpu {median(cpus['drill']) / median(cpus['bare']):.2f}x; drill / bare pg_restore + queries only: "
@@ -204,16 +219,24 @@ def real_sized(box, state_dir: Path, rows: int, runs: int) -> None:
         size = sum(f.stat().st_size for f in base.rglob("*") if f.is_file())
         scratch = Path(tempfile.mkdtemp(prefix="opsproof-bench-physical-"))
         os.chmod(scratch, 0o755)  # the server user traverses it
-        physical = {"bare copy + pg_ctl start": lambda: bare_physical_restore(base, scratch / "bare"),
+        def bare_physical() -> dict:
+            phases: dict = {}
+            bare_physical_restore(base, scratch / "bare", phases)
+            return phases
+
+        physical = {"bare copy + pg_ctl start": bare_physical,
                     "physical drill": lambda: drill_steps(environment, PHYSICAL_SET)}
-        walls, cpus = {k: [] for k in physical}, {k: [] for k in physical}
+        walls, cpus, phases = {k: [] for k in physical}, {k: [] for k in physical}, {k: [] for k in physical}
         load = os.getloadavg()
         for round_ in range(runs + 1):
             for name, measure in physical.items():
-                wall, cpu, _ = timed(measure)
+                wall, cpu, result = timed(measure)
+                if name == "bare copy + pg_ctl start":
+                    wall, cpu = wall - result["stop, remove (not timed)"], cpu - result["_cpu_not_timed"]
                 if round_:
                     walls[name].append(wall)
                     cpus[name].append(cpu)
+                    phases[name].append(result)
         shutil.rmtree(scratch, ignore_errors=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)
@@ -221,7 +244,7 @@ def real_sized(box, state_dir: Path, rows: int, runs: int) -> None:
     print(f"physical: base backup of {size / 1e6:.0f} MB, median of {runs} interleaved runs, load average at start "
           f"{load[0]:.1f}, at end {os.getloadavg()[0]:.1f}")
     for name in physical:
-        print(f"  {name:26} wall {median(walls[name]) * 1000:7.0f} ms  cpu {median(cpus[name]) * 1000:6.0f} ms")
+        print(f"  {name:26} {summary(walls[name], cpus[name], phases[name])}")
     bare_name, drill_name = physical
     print(f"  drill / bare: wall {median(walls[drill_name]) / median(walls[bare_name]):.3f}x, "
           f"cpu {median(cpus[drill_name]) / median(cpus[bare_name]):.2f}x")
