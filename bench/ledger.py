@@ -46,6 +46,17 @@ def client_env(box) -> dict:
 
 def build(box, rows: int, directory: Path) -> Path:
     """Create and fill ``bench_ledger``, dump it to ``directory/ledger-<rows>.dump`` with its row-count sidecar."""
+    build_in(box, rows)
+    directory.mkdir(parents=True, exist_ok=True)
+    dump = directory / f"ledger-{rows}.dump"
+    subprocess.run(["pg_dump", "-Fc", "-h", "127.0.0.1", "-p", str(box.pg_port), "-U", sandbox_pg.ADMIN_USER,
+                    "-d", DATABASE, "-f", str(dump)], env=client_env(box), check=True, timeout=1800)
+    (directory / f"{dump.name}.counts.json").write_text(json.dumps({"tables": {TABLE: rows}}) + "\n")
+    return dump
+
+
+def build_in(box, rows: int) -> None:
+    """Create ``bench_ledger`` on ``box``'s server (``pg_port``, ``pg_admin_password``) and fill its table."""
     with admin(box) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {DATABASE}")
@@ -54,12 +65,6 @@ def build(box, rows: int, directory: Path) -> Path:
             if statement.strip():
                 conn.execute(statement.replace("%(rows)s", str(int(rows))))
         conn.execute(f"VACUUM ANALYZE {TABLE}")
-    directory.mkdir(parents=True, exist_ok=True)
-    dump = directory / f"ledger-{rows}.dump"
-    subprocess.run(["pg_dump", "-Fc", "-h", "127.0.0.1", "-p", str(box.pg_port), "-U", sandbox_pg.ADMIN_USER,
-                    "-d", DATABASE, "-f", str(dump)], env=client_env(box), check=True, timeout=1800)
-    (directory / f"{dump.name}.counts.json").write_text(json.dumps({"tables": {TABLE: rows}}) + "\n")
-    return dump
 
 
 def drop(box) -> None:

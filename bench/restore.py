@@ -165,7 +165,7 @@ def summary(walls: list[float], cpus: list[float], phases: list[dict]) -> str:
             f"cpu {median(cpus) * 1000:6.0f} ms{'  (' + parts + ' ms)' if parts else ''}")
 
 
-def real_sized(box, state_dir: Path, rows: int, runs: int) -> None:
+def real_sized(box, state_dir: Path, rows: int, runs: int, with_pgbackrest: bool = False) -> None:
     """The logical and physical drills on a ``rows``-row database built here (see the module docstring)."""
     import ledger
     from timing import run_once, users_env
@@ -219,35 +219,79 @@ def real_sized(box, state_dir: Path, rows: int, runs: int) -> None:
         size = sum(f.stat().st_size for f in base.rglob("*") if f.is_file())
         scratch = Path(tempfile.mkdtemp(prefix="opsproof-bench-physical-"))
         os.chmod(scratch, 0o755)  # the server user traverses it
+
         def bare_physical() -> dict:
             phases: dict = {}
             bare_physical_restore(base, scratch / "bare", phases)
             return phases
 
-        physical = {"bare copy + pg_ctl start": bare_physical,
-                    "physical drill": lambda: drill_steps(environment, PHYSICAL_SET)}
-        walls, cpus, phases = {k: [] for k in physical}, {k: [] for k in physical}, {k: [] for k in physical}
         load = os.getloadavg()
-        for round_ in range(runs + 1):
-            for name, measure in physical.items():
-                wall, cpu, result = timed(measure)
-                if name == "bare copy + pg_ctl start":
-                    wall, cpu = wall - result["stop, remove (not timed)"], cpu - result["_cpu_not_timed"]
-                if round_:
-                    walls[name].append(wall)
-                    cpus[name].append(cpu)
-                    phases[name].append(result)
+        physical = interleave({"bare copy + pg_ctl start": bare_physical,
+                               "physical drill": lambda: drill_steps(environment, PHYSICAL_SET)}, runs)
         shutil.rmtree(scratch, ignore_errors=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)
         (backups / f"{base.name}.counts.json").unlink(missing_ok=True)
     print(f"physical: base backup of {size / 1e6:.0f} MB, median of {runs} interleaved runs, load average at start "
           f"{load[0]:.1f}, at end {os.getloadavg()[0]:.1f}")
-    for name in physical:
-        print(f"  {name:26} {summary(walls[name], cpus[name], phases[name])}")
-    bare_name, drill_name = physical
-    print(f"  drill / bare: wall {median(walls[drill_name]) / median(walls[bare_name]):.3f}x, "
-          f"cpu {median(cpus[drill_name]) / median(cpus[bare_name]):.2f}x")
+    report(physical)
+    if with_pgbackrest:
+        pgbackrest_drill(env_file, rows, runs)
+
+
+def interleave(sides: dict, runs: int) -> dict:
+    """Each side's (walls, cpus, phases) over ``runs`` interleaved runs after a warm-up round; a side's
+    ``stop, remove (not timed)`` and ``_cpu_not_timed`` phases are taken out of its wall and CPU time."""
+    found = {name: ([], [], []) for name in sides}
+    for round_ in range(runs + 1):
+        for name, measure in sides.items():
+            wall, cpu, phases = timed(measure)
+            wall -= phases.get("stop, remove (not timed)", 0.0)
+            cpu -= phases.get("_cpu_not_timed", 0.0)
+            if round_:
+                for kept, value in zip(found[name], (wall, cpu, phases)):
+                    kept.append(value)
+    return found
+
+
+def report(found: dict) -> None:
+    for name, (walls, cpus, phases) in found.items():
+        print(f"  {name:26} {summary(walls, cpus, phases)}")
+    (bare_walls, bare_cpus, _), (walls, cpus, _) = found.values()
+    median = statistics.median
+    print(f"  drill / bare: wall {median(walls) / median(bare_walls):.3f}x, cpu {median(cpus) / median(bare_cpus):.2f}x")
+
+
+def pgbackrest_drill(env_file: Path, rows: int, runs: int) -> None:
+    """The physical drill of a pgBackRest stanza holding the ledger vs ``pgbackrest restore`` + ``pg_ctl start``."""
+    import stanza as stanza_module
+    from opsproof.environment import load_environment
+
+    scratch = Path(tempfile.mkdtemp(prefix="opsproof-bench-stanza-restore-"))
+    os.chmod(scratch, 0o755)  # the server user traverses it
+    try:
+        with stanza_module.stanza(rows) as found:
+            stanza_file = env_file.parent / "bench-stanza" / "bench.yaml"
+            stanza_file.parent.mkdir(exist_ok=True)
+            (stanza_file.parent / "vars.env").write_text((env_file.parent / "vars.env").read_text())
+            stanza_file.write_text(env_file.read_text().replace("\npostgres:\n", "\npostgres:\n" + found.source(), 1)
+                                   .replace("\nbackups:\n", "\nbackups:\n" + found.backup_set(scratch / "drill", rows), 1))
+            environment = load_environment(stanza_file).environment
+            size = sum(f.stat().st_size for f in (found.root / "repo").rglob("*") if f.is_file())
+
+            def bare() -> dict:
+                phases: dict = {}
+                found.bare_restore(scratch / "bare", phases)
+                return phases
+
+            load = os.getloadavg()
+            measured = interleave({"pgbackrest restore + start": bare,
+                                   "pgBackRest drill": lambda: drill_steps(environment, stanza_module.SET)}, runs)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(f"pgBackRest: stanza repository of {size / 1e6:.0f} MB, median of {runs} interleaved runs, load average at "
+          f"start {load[0]:.1f}, at end {os.getloadavg()[0]:.1f}")
+    report(measured)
 
 
 def main() -> None:
@@ -255,6 +299,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--rows", type=int, help="build a table of this many rows (about 100 bytes each) and "
                                                  "time the drills on it")
+    parser.add_argument("--pgbackrest", action="store_true", help="with --rows: also a pgBackRest stanza of "
+                                                                      "that table, its drill vs restore + start")
     parser.add_argument("--sandbox", help="a running sandbox's state directory (left up)")
     args = parser.parse_args()
     if args.rows:
@@ -263,7 +309,7 @@ def main() -> None:
 
         with sandbox(args.sandbox, "opsproof-bench-restore-") as (box, state_dir):
             try:
-                real_sized(box, Path(state_dir), args.rows, args.runs)
+                real_sized(box, Path(state_dir), args.rows, args.runs, args.pgbackrest)
             finally:
                 ledger.drop(box)
                 shutil.rmtree(Path(state_dir) / "ledger", ignore_errors=True)
