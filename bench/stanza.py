@@ -25,6 +25,11 @@ STANZA = "bench"
 SET = "ledger-stanza"
 
 
+def _cpu() -> float:
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
 class Stanza:
     def __init__(self, root: Path, data_dir: Path, port: int, config: Path):
         self.root, self.data_dir, self.port, self.config = root, data_dir, port, config
@@ -78,8 +83,11 @@ class Stanza:
                                    "-o", options, "start"], timeout_s=310)
         elapsed = time.perf_counter() - started
         phases.update(restore=restored - started, start=elapsed - (restored - started))
+        stopping, stopping_cpu = time.perf_counter(), _cpu()
         run_unprivileged([pg_ctl, "-D", str(pgdata), "-m", "immediate", "-w", "stop"], timeout_s=60)
         shutil.rmtree(scratch, ignore_errors=True)
+        phases["stop, remove (not timed)"] = time.perf_counter() - stopping
+        phases["_cpu_not_timed"] = _cpu() - stopping_cpu
         if result.returncode != 0:
             raise RuntimeError(f"bare pg_ctl start failed: {result.stdout}{result.stderr}")
         return elapsed
