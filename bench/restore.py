@@ -142,7 +142,8 @@ def bare_ledger(box, dump: Path) -> dict[str, float]:
             ("restore", ["pg_restore", "--exit-on-error", "--no-owner", *where, "-d", ledger.BARE, str(dump)]),
             ("counts", ["psql", "-X", "-At", *where, "-d", ledger.BARE,
                         *[arg for query in ledger.QUERIES for arg in ("-c", query)]]),
-            ("drop", ["psql", "-X", "-q", *where, "-d", "postgres", "-c", f"DROP DATABASE {ledger.BARE} WITH (FORCE)"])):
+            ("drop", ["psql", "-X", "-q", *where, "-d", "postgres", "-c",
+                      f"DROP DATABASE {ledger.BARE} WITH (FORCE)"])):
         subprocess.run(command, env=env, check=True, capture_output=True, timeout=1800)
         phases[phase], started = time.perf_counter() - started, time.perf_counter()
     return phases
@@ -160,7 +161,8 @@ def drill_steps(environment, name: str) -> dict[str, float]:
 def summary(walls: list[float], cpus: list[float], phases: list[dict]) -> str:
     """``wall M ms (min-max)  cpu M ms  (phase medians)`` of one side's runs."""
     median = statistics.median
-    parts = ", ".join(f"{k} {median(p[k] for p in phases) * 1000:.0f}" for k in (phases[0] or {}) if not k.startswith("_"))
+    parts = ", ".join(f"{k} {median(p[k] for p in phases) * 1000:.0f}"
+                      for k in (phases[0] or {}) if not k.startswith("_"))
     return (f"wall {median(walls) * 1000:7.0f} ms ({min(walls) * 1000:.0f}-{max(walls) * 1000:.0f})  "
             f"cpu {median(cpus) * 1000:6.0f} ms{'  (' + parts + ' ms)' if parts else ''}")
 
@@ -180,7 +182,8 @@ def real_sized(box, state_dir: Path, rows: int, runs: int, with_pgbackrest: bool
     env_file = state_dir / "bench.yaml"
     env_file.write_text((ROOT / "environments" / "local.yaml").read_text()
                         .replace("name: local", "name: bench").replace("../.opsproof/sandbox/vars.env", "vars.env")
-                        .replace("  bankchain-custom:\n", ledger.backup_set(dump.parent, rows) + "  bankchain-custom:\n", 1))
+                        .replace("  bankchain-custom:\n",
+                                 ledger.backup_set(dump.parent, rows) + "  bankchain-custom:\n", 1))
     environment = load_environment(env_file).environment
     cli = [str(ROOT / ".venv" / "bin" / "opsproof"), "run", "--env", str(env_file), "--suite", "backup",
            "--reports-dir", str(state_dir / "reports"), "-k", f"restores and {ledger.SET}", "--allow-destructive", "-q"]
@@ -209,12 +212,14 @@ def real_sized(box, state_dir: Path, rows: int, runs: int, with_pgbackrest: bool
     print(f"  drill / bare (create..drop): wall {median(walls['drill']) / median(walls['bare']):.3f}x, "
           f"cpu {median(cpus['drill']) / median(cpus['bare']):.2f}x; drill / bare pg_restore + queries only: "
           f"{median(walls['drill']) / median(bare_core):.3f}x; opsproof run / bare: "
-          f"{median(walls['cli']) / median(walls['bare']):.3f}x wall, {median(cpus['cli']) / median(cpus['bare']):.2f}x cpu")
+          f"{median(walls['cli']) / median(walls['bare']):.3f}x wall, "
+          f"{median(cpus['cli']) / median(cpus['bare']):.2f}x cpu")
     print(f"  peak RSS: opsproof run {max(rss) / 1024:.0f} MB; this process (drill in-process) "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
     backups = Path(box.variables["SANDBOX_BACKUP_DIR"])
-    base = base_backup(box, backups, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))  # the latest: the drill restores it
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    base = base_backup(box, backups, stamp)  # the latest: the drill restores it
     try:
         size = sum(f.stat().st_size for f in base.rglob("*") if f.is_file())
         scratch = Path(tempfile.mkdtemp(prefix="opsproof-bench-physical-"))
@@ -259,7 +264,8 @@ def report(found: dict) -> None:
         print(f"  {name:26} {summary(walls, cpus, phases)}")
     (bare_walls, bare_cpus, _), (walls, cpus, _) = found.values()
     median = statistics.median
-    print(f"  drill / bare: wall {median(walls) / median(bare_walls):.3f}x, cpu {median(cpus) / median(bare_cpus):.2f}x")
+    print(f"  drill / bare: wall {median(walls) / median(bare_walls):.3f}x, "
+          f"cpu {median(cpus) / median(bare_cpus):.2f}x")
 
 
 def pgbackrest_drill(env_file: Path, rows: int, runs: int) -> None:
@@ -275,7 +281,8 @@ def pgbackrest_drill(env_file: Path, rows: int, runs: int) -> None:
             stanza_file.parent.mkdir(exist_ok=True)
             (stanza_file.parent / "vars.env").write_text((env_file.parent / "vars.env").read_text())
             stanza_file.write_text(env_file.read_text().replace("\npostgres:\n", "\npostgres:\n" + found.source(), 1)
-                                   .replace("\nbackups:\n", "\nbackups:\n" + found.backup_set(scratch / "drill", rows), 1))
+                                   .replace("\nbackups:\n",
+                                            "\nbackups:\n" + found.backup_set(scratch / "drill", rows), 1))
             environment = load_environment(stanza_file).environment
             size = sum(f.stat().st_size for f in (found.root / "repo").rglob("*") if f.is_file())
 
