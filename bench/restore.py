@@ -14,8 +14,10 @@ interleaved (bare, drill, process, bare, ...) after a warm-up each: the bare com
 DATABASE``, ``pg_restore --exit-on-error --no-owner``, the drill's own three queries in one ``psql``,
 ``DROP DATABASE``, each phase timed), the drill in-process and ``opsproof run``. Then it takes a base
 backup holding that database and times the bare copy + ``pg_ctl start -w`` against the physical drill,
-interleaved too. Medians of wall and CPU time (user + system, children included; the server's own is
-on neither side). ``--sandbox DIR`` takes a running sandbox.
+interleaved too; with ``--pgbackrest`` also a pgBackRest stanza of its own cluster holding that table
+(bench/stanza.py): ``pgbackrest restore`` + ``pg_ctl start -w`` vs the drill. Medians of wall and CPU
+time (user + system, children included; the server's own is on neither side), each side's min-max and
+phases. ``--sandbox DIR`` takes a running sandbox.
 """
 
 from __future__ import annotations
