@@ -177,13 +177,14 @@ class PhysicalRestore:
 
     # --- clean up ------------------------------------------------------------------------------
     def _stop_server(self, pid: int) -> bool:
-        """pg_ctl stop fast, then immediate, then SIGKILL; True when the server ``pid`` is gone."""
-        for mode, wait_s in (("fast", 30), ("immediate", 10)):
-            if not alive(pid):
-                break
+        """pg_ctl stop immediate, then SIGKILL; True when the server ``pid`` is gone.
+
+        Immediate, not fast: the copy is removed next, so a shutdown checkpoint would only write (and fsync)
+        what is about to be deleted; at 300 MB that was about 0.4 s of the drill."""
+        if alive(pid):
             try:
-                run_unprivileged([str(self.bindir / "pg_ctl"), "-D", str(self.pgdata), "-m", mode, "-w", "-t",
-                                  str(wait_s), "stop"], timeout_s=wait_s + 5)
+                run_unprivileged([str(self.bindir / "pg_ctl"), "-D", str(self.pgdata), "-m", "immediate", "-w",
+                                  "-t", "30", "stop"], timeout_s=35)
             except subprocess.TimeoutExpired:
                 pass
         if alive(pid):
