@@ -310,7 +310,9 @@ def test_failing_run_writes_all_three_reports_and_a_verdict(pytester):
     assert "Severity" in page and "status_code (500) == 200 on http.api" in page
     assert evidence_cells(pytester)["test_checks.py::test_subject[api]"] == "status_code (500) == 200 on http.api"
     assert "status_code (500) == 200 on http.api" in (run_dir / "junit.xml").read_text()
+    assert ".partial-" not in result.stdout.str()  # no plugin announces a file by the name it was written under
     result.stdout.fnmatch_lines([
+        f"*generated xml file: {run_dir / 'junit.xml'} -*",
         f"report.html*{run_dir / 'report.html'}",
         "opsproof: FAIL (gate p1): 1 gating of 2 checks*first: test_checks.py::test_subject[[]api[]]",
     ])
