@@ -60,6 +60,13 @@ class SecuredPrometheus:
     def get(self, path: str) -> httpx.Response:
         return httpx.get(f"{self.url}{path}", auth=(USER, PASSWORD), verify=trusting(self.ca_file), timeout=5)
 
+    def wait_ready(self, within_s: float = 30) -> None:
+        """Its port opens before its storage: it answers 503 until ready, and a SIGHUP before then is lost."""
+        deadline = time.monotonic() + within_s
+        while self.get("/-/ready").status_code != 200:
+            assert time.monotonic() < deadline, f"prometheus not ready within {within_s:g} s"
+            time.sleep(0.1)
+
     def load(self, rules: str, evaluated: set[str]) -> None:
         """New rules by SIGHUP, as an operator reloads; back once every rule named has been evaluated."""
         self.rules.write_text(rules)
@@ -100,6 +107,7 @@ def secured_prometheus(tmp_path_factory):
     try:
         wait_for_port(port, 30, "prometheus", process)
         server = SecuredPrometheus(f"https://127.0.0.1:{port}", str(ca_file), rules, process.pid)
+        server.wait_ready()
         server.load(HEALTHY_RULES, {"ApiDown", "api:one"})
         yield server
     finally:
