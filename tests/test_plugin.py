@@ -67,6 +67,15 @@ def test_env_option_beats_variable_beats_ini(pytester, monkeypatch):
     run(pytester).stdout.fnmatch_lines(["*environment from-ini*chosen by ini default*"])
 
 
+def test_a_percentage_written_as_a_fraction_is_warned_in_the_run_header(pytester):
+    make_project(pytester, "def test_nothing(): pass\n", env=ENV + "redis:\n  cache:\n    url: redis://127.0.0.1:9/0\n"
+                                                                    "    memory_pct: {warn: 0.8, crit: 95}\n")
+    result = run(pytester, "--env", "unit", "--collect-only")  # the header, which -q leaves out
+    path = pytester.path / "environments" / "unit.yaml"
+    result.stdout.fnmatch_lines([f"opsproof: warning: {path}:8: redis.cache.memory_pct.warn: 0.8 is read as a "
+                                 "percentage; if you meant 80 %, write 80*"])
+
+
 def test_bad_environment_exits_4_with_one_line_and_writes_nothing(pytester):
     make_project(pytester, "def test_nothing(): pass\n",
                  env=ENV.replace("tier: staging", "tier: staging\nseverity: p9"))
