@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -235,8 +236,13 @@ def test_fifty_silent_targets_overlap_their_timeouts(write_env, run_checks, sile
     elapsed_s = time.monotonic() - started
     errors = [r for r in run.results["checks"] if r["outcome"] == "error"]
     assert run.ret == 1 and len(errors) == 50
-    assert {r["message"] for r in errors} == {
-        f"could not measure on http.{name}: GET /health: no response within 1 s (ReadTimeout)" for name in targets}
+    # one deadline for the whole request: which step it ran out in (connect, write or read) depends on how
+    # soon each of the 50 concurrent requests got the CPU; every one of them is "no response within 1 s"
+    said = {r["target"]: r["message"] for r in errors}
+    assert set(said) == set(targets)
+    for target, message in said.items():
+        assert re.fullmatch(rf"could not measure on http\.{target}: GET /health: no response within 1 s "
+                            r"\((Connect|Write|Read|Pool)Timeout\)", message), message
     assert elapsed_s < 10, f"50 hung targets took {elapsed_s:.1f} s: their timeouts did not overlap"
 
 
