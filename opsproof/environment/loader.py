@@ -194,28 +194,27 @@ def _references(node):
         yield from REFERENCE.findall(node)
 
 
-def _references_at(node, where: tuple = ()):
-    """(key path, set of ${VAR} names) of each string value that refers to a variable."""
+def _strings_at(node, where: tuple = ()):
+    """(key path, value) of each string in the raw file."""
     if isinstance(node, dict):
         for key, value in node.items():
-            yield from _references_at(value, where + (str(key),))
+            yield from _strings_at(value, where + (str(key),))
     elif isinstance(node, list):
         for index, value in enumerate(node):
-            yield from _references_at(value, where + (str(index),))
-    elif isinstance(node, str) and "${" in node:
-        yield where, set(REFERENCE.findall(node))
-
-
-def _whole_references(node, where: tuple = ()):
-    """(key path, name) of each value that starts with a ${VAR} (``${PG_DSN}``, ``${API_URL}/status``)."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _whole_references(value, where + (str(key),))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            yield from _whole_references(value, where + (str(index),))
+            yield from _strings_at(value, where + (str(index),))
     elif isinstance(node, str):
-        match = REFERENCE.match(node)
+        yield where, node
+
+
+def _references_at(node):
+    """(key path, set of ${VAR} names) of each string value that refers to a variable."""
+    return ((where, set(REFERENCE.findall(text))) for where, text in _strings_at(node) if "${" in text)
+
+
+def _whole_references(node):
+    """(key path, name) of each value that starts with a ${VAR} (``${PG_DSN}``, ``${API_URL}/status``)."""
+    for where, text in _strings_at(node):
+        match = REFERENCE.match(text)
         if match:
             yield where, match.group(1)
 
