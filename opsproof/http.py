@@ -107,15 +107,21 @@ class HttpProbe:
 
     def _http(self):
         if self._client is None:
+            from urllib.request import getproxies  # the proxies httpx reads from the environment
+
             import httpx  # imported lazily: ~120 ms, only when an environment has HTTP targets
 
+            verify = tls_context() if self._verify is True else self._verify
             self._client = httpx.Client(
                 timeout=httpx.Timeout(self.timeout_s),
-                verify=tls_context() if self._verify is True else self._verify,
+                verify=verify,
                 headers=self._headers,
                 auth=self._auth,
                 follow_redirects=self._follow,
                 proxy=self._proxy,
+                # no proxy, its own or from the environment (httpx ignores HTTP_PROXY beside a transport
+                # given): the pool shared by every target with the same TLS trust
+                transport=None if self._proxy or getproxies() else shared_transport(verify),
             )
             install(self._client)  # a deadline for each whole request and a byte budget (opsproof.httpbounds)
         return self._client
@@ -154,6 +160,35 @@ class HttpProbe:
                 "max_ms": max(times)}
 
     def close(self) -> None:
+        """Closes the client; a shared pool stays open for the other targets (``close_shared_transports``)."""
         if self._client is not None:
-            self._client.close()
+            if self._client._transport not in _TRANSPORTS.values():
+                self._client.close()
             self._client = None
+
+
+_TRANSPORTS: dict = {}  # TLS trust (True, False or an SSLContext) -> the connection pool of every target using it
+
+
+def shared_transport(verify):
+    """One connection pool per TLS trust, shared by every target's client: targets behind one origin reuse
+    its kept-alive connections instead of each opening (and the server accepting) its own. Each request
+    still carries its target's headers, auth and deadline; the pool never queues (no connection limit),
+    so a hung target's connections cannot hold up another target's request."""
+    import httpx
+
+    with _CONTEXT_LOCK:
+        transport = _TRANSPORTS.get(verify)
+        if transport is None:
+            limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
+            transport = _TRANSPORTS[verify] = httpx.HTTPTransport(verify=verify, limits=limits)
+        return transport
+
+
+def close_shared_transports() -> None:
+    """Close the shared pools (the end of a run): their idle connections are released, not left to exit."""
+    with _CONTEXT_LOCK:
+        transports = list(_TRANSPORTS.values())
+        _TRANSPORTS.clear()
+    for transport in transports:
+        transport.close()

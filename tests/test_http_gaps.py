@@ -140,3 +140,45 @@ def test_string_readiness_states_are_judged_with_their_ready_values(sandbox, wri
                          "-k", "ready_components")
     assert only_up.record("test_ready_components_are_ready")["message"] == (
         "unready_components ({'database': 'ready', 'cache': 'ready', 'migrations': 'ready'}) == {} on http.api")
+
+
+def test_targets_behind_one_origin_share_its_connections_and_never_their_credentials():
+    """One pool per TLS trust: two targets on one origin reuse one kept-alive connection, each request
+    with its own target's token; closing one target's client leaves the pool to the other."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from opsproof.http import HttpProbe, close_shared_transports
+
+    seen: list[tuple[int, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def do_GET(self):
+            seen.append((self.client_address[1], self.headers.get("Authorization")))
+            body = b'{"status": "healthy"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        first, second = (HttpProbe(url, 2, headers={"Authorization": f"Bearer token-{n}"}) for n in "ab")
+        for _ in range(3):
+            assert (first.get("/health").status_code, second.get("/health").status_code) == (200, 200)
+        first.close()
+        assert second.get("/health").json == {"status": "healthy"}
+    finally:
+        close_shared_transports()
+        server.shutdown()
+        server.server_close()
+    assert [token for _, token in seen] == ["Bearer token-a", "Bearer token-b"] * 3 + ["Bearer token-b"]
+    assert len({port for port, _ in seen}) == 1  # seven requests, one connection
