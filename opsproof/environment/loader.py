@@ -17,7 +17,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from opsproof.environment import problems, yamlsafe
 from opsproof.environment.files import check_named_files
-from opsproof.environment.model import KINDS, Environment
+from opsproof.environment.model import KINDS, Environment, model_for
 from opsproof.environment.web import Auth
 from opsproof.errors import ConfigError, Problem
 from opsproof.secrets import (
@@ -125,14 +125,15 @@ def _validated(resolved: dict, path: Path, shown: str, whole: dict[tuple, str]):
     """The Environment, or every problem at once. A whole-value placeholder a key refuses tries the next
     candidate (a URL, a number...); what no candidate fits is said as unset, not as wrong."""
     choice = dict.fromkeys(whole, 0)
+    model = model_for(frozenset(resolved) & frozenset(KINDS) if isinstance(resolved, dict) else frozenset(KINDS))
     while True:
         tree = resolved
         for where, index in choice.items():  # "${API_URL}/status" resolved PLACEHOLDER/status: the prefix varies
             tree = _replaced(tree, where, CANDIDATES[index] + _at(resolved, where)[len(PLACEHOLDER):])
         try:
-            return Environment.model_validate(tree, context={"file": path})  # for files it names
+            return model.model_validate(tree, context={"file": path})  # for files it names
         except ValidationError as exc:
-            found = problems.from_validation(exc, Environment, None)
+            found = problems.from_validation(exc, model, None)
         refused = {where for where in choice if any(_under(p.key_path, where) for p in found)}
         moving = [where for where in refused if choice[where] + 1 < len(CANDIDATES)]
         if not moving:
