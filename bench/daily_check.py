@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from opsproof.sandbox import postgres as sandbox_pg
-from timing import Side, compare, sandbox, users_env
+from timing import Side, before, compare, sandbox, users_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,7 +44,7 @@ def main() -> None:
                                            str(state_dir / "reports"), "-q"], users_env())
         sides = [shell, opsproof]
         if args.before:
-            sides.append(Side("opsproof before", opsproof.command, users_env({"PYTHONPATH": args.before})))
+            sides.append(Side("opsproof before", *before(opsproof.command, args.before)))
         compare(sides, args.runs, ROOT)
     print(f"daily health check, median of {args.runs} runs each, interleaved, against the sandbox:")
     print(f"  {'':50} {'wall ms':>8} {'cpu ms':>8} {'peak RSS':>9}")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from timing import Side, compare, sandbox, users_env
+from timing import Side, before, compare, sandbox, users_env
 
 ROOT = Path(__file__).resolve().parent.parent
 CURL_LOOP = r"""
@@ -62,7 +62,7 @@ def main() -> None:
         if args.workers:
             sides.append(Side(f"opsproof -n {args.workers}", opsproof_cmd + ["-n", args.workers], users_env()))
         if args.before:
-            sides.append(Side("opsproof before", opsproof_cmd, users_env({"PYTHONPATH": args.before})))
+            sides.append(Side("opsproof before", *before(opsproof_cmd, args.before)))
         compare(sides, args.runs, ROOT)
     print(f"smoke suite over {args.endpoints} HTTP endpoints (status + JSON field), median of {args.runs} runs "
           "each, interleaved:")

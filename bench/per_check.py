@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from timing import Side, compare, users_env
+from timing import Side, before, compare, users_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,8 +70,7 @@ def main() -> None:
         for label in labels:  # each side its own reports: its probes' connect times are its own
             command = [opsproof, "run", "--env", str(environment(work, checks, port)), "--suite", "nightly",
                        "--reports-dir", str(work / f"reports{label.replace(' ', '-')}"), "-q"]
-            extra = {"PYTHONPATH": args.before} if label else None
-            sides.append(Side(f"{checks}{label}", command, users_env(extra)))
+            sides.append(Side(f"{checks}{label}", *(before(command, args.before) if label else (command, users_env()))))
     compare(sides, args.runs, ROOT)
     for label in labels:
         reports = work / f"reports{label.replace(' ', '-')}"

@@ -89,6 +89,13 @@ def users_env(extra: dict | None = None) -> dict:
     return {**env, **(extra or {})}
 
 
+def before(command: list[str], checkout: str) -> tuple[list[str], dict]:
+    """``opsproof ...`` (``command``) as another checkout runs it (``--before DIR``): its code, through its own
+    ``main``, since the ``opsproof`` script here calls this revision's entry point, which it may not have."""
+    code = "import sys; from opsproof.cli import main; sys.exit(main())"
+    return [sys.executable, "-c", code, *command[1:]], users_env({"PYTHONPATH": checkout})
+
+
 @contextmanager
 def sandbox(reuse: str | None, prefix: str):
     """The sandbox to measure against: a running one (``--sandbox DIR``, left up) or one of its own."""

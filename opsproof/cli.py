@@ -374,5 +374,17 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def entry() -> None:
+    """The ``opsproof`` command: ``main``, its heap frozen before the interpreter exits.
+
+    ``main`` leaves the collector as it found it, for callers in-process. A process about to end needs no
+    collection: the last one would walk every object the run made (0.3 s after a smoke run, more than a
+    second after 2000 checks) to free what the exit frees anyway. Exit handlers still run.
+    """
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
