@@ -287,10 +287,17 @@ def component(box) -> None:
     start(box, port)
 
 
+class _Server(ThreadingHTTPServer):
+    """A listen backlog as a real server's (nginx: 511), not socketserver's 5: a burst of first requests
+    (a run's concurrent health GETs) must queue, not have its connects dropped and retried a second later."""
+
+    request_queue_size = 511
+
+
 def serve(port: int) -> None:
     backends = Backends()
     backends.database(), backends.cache()  # connect before listening: the first /health is not a cold start
-    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(backends, Faults()))
+    server = _Server(("127.0.0.1", port), make_handler(backends, Faults()))
     server.daemon_threads = True
     server.serve_forever()
 
