@@ -6,8 +6,10 @@ from __future__ import annotations
 import re
 import time
 
+import httpx
 import pytest
 
+from opsproof.metrics import parse
 from opsproof.thresholds import show_value
 
 HEALTH = "health_returns or health_responds"
@@ -62,6 +64,23 @@ def test_the_api_turning_degraded_at_sample_5_fails_naming_sample_5(sandbox, wri
     assert record["message"].split(" at ")[1][:8] == samples[4]["at"][11:19]
     assert re.search(r"soak: sample 6 of 6 done in \S+ s, 1 check\(s\) failing", run.output)
     assert "(sample 5 of 6)" in run.output  # the terminal shows the same evidence line
+
+
+def test_a_check_soaked_alone_measures_afresh_in_every_sample(sandbox, write_env, run_checks):
+    """One soaked check is its own next item: each sample still sets its fixtures up again and measures."""
+    environment = health_environment(sandbox.api_url, soak="3s/1s")
+    environment["http"]["api"]["latency"] = {"path": "/ready", "samples": 1, "p95_ms": {"crit": 5000}}
+
+    def ready_requests() -> float:
+        scraped = httpx.get(f"{sandbox.api_url}/metrics", timeout=5).text
+        return sum(value for name, labels, value in parse(scraped).samples
+                   if name == "http_requests_total" and labels.get("path") == "/ready")
+
+    before = ready_requests()
+    run = run_checks(write_env(environment), "-k", "latency_p95")
+    record = run.record("test_latency_p95_within_threshold")
+    assert run.ret == 0 and [s["outcome"] for s in samples_of(record)] == ["passed"] * 3, run.output
+    assert ready_requests() - before == 3
 
 
 def test_the_worst_value_follows_the_first_failure(sandbox, write_env, run_checks, api_faults):
