@@ -93,7 +93,8 @@ def before(command: list[str], checkout: str) -> tuple[list[str], dict]:
     """``opsproof ...`` (``command``) as another checkout runs it (``--before DIR``): its code, through its own
     ``main``, since the ``opsproof`` script here calls this revision's entry point, which it may not have."""
     code = "import sys; from opsproof.cli import main; sys.exit(main())"
-    return [sys.executable, "-c", code, *command[1:]], users_env({"PYTHONPATH": checkout})
+    # -P: the working directory (this checkout, where the benchmarks run) is not put before PYTHONPATH
+    return [sys.executable, "-P", "-c", code, *command[1:]], users_env({"PYTHONPATH": checkout})
 
 
 @contextmanager
