@@ -1,7 +1,8 @@
 """Benchmark: the runbooks' daily health check as a shell script vs as `opsproof run --suite smoke`.
 
 Starts its own sandbox, runs the two sides ``--runs`` times each, interleaved (a warm-up run of each
-first), and prints both median wall times, the ratio and the opsproof run's peak RSS.
+first), and prints both median wall times, the ratio and the opsproof run's peak RSS; beside them, the
+floor: Python importing pytest and the three clients the probes need, and nothing else.
 Usage: ``.venv/bin/python bench/daily_check.py [--runs 11]``.
 """
 
@@ -42,16 +43,19 @@ def main() -> None:
         opsproof = Side("opsproof smoke", [str(Path(sys.executable).parent / "opsproof"), "run", "--env",
                                            str(env_file), "--suite", "smoke", "--reports-dir",
                                            str(state_dir / "reports"), "-q"], users_env())
-        sides = [shell, opsproof]
+        # the floor: the runner and the three clients the probes need, imported and nothing done
+        floor = Side("import floor", [sys.executable, "-c", "import pytest, psycopg, redis, httpx"], users_env())
+        sides = [shell, opsproof, floor]
         if args.before:
             sides.append(Side("opsproof before", *before(opsproof.command, args.before)))
         compare(sides, args.runs, ROOT)
     print(f"daily health check, median of {args.runs} runs each, interleaved, against the sandbox:")
     print(f"  {'':50} {'wall ms':>8} {'cpu ms':>8} {'peak RSS':>9}")
     rows = [("shell (curl, psql, redis-cli, one after another)", shell),
-            ("opsproof run --suite smoke (with all 3 reports)", opsproof)]
+            ("opsproof run --suite smoke (with all 3 reports)", opsproof),
+            ("python: import pytest, psycopg, redis, httpx", floor)]
     if args.before:
-        rows.append((f"opsproof from {args.before}", sides[2]))
+        rows.append((f"opsproof from {args.before}", sides[3]))
     for label, side in rows:
         print(f"  {label:50} {side.median_s * 1000:8.0f} {side.median_cpu_s * 1000:8.0f} {side.peak_rss_mb:6.0f} MB")
     for label, side in rows[1:]:
