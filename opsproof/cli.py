@@ -111,10 +111,14 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     import pytest
 
-    enabled = gc.isenabled()
+    from opsproof.terminal import ReaderMayQuit
+
+    enabled, stdout = gc.isenabled(), sys.stdout
+    sys.stdout = ReaderMayQuit(stdout)  # `opsproof run | head`: the reports are written all the same
     try:
         code = int(pytest.main(_pytest_args(args, args.suite, extra) + extra, plugins=[_settled_heap()]))
-    finally:  # run in-process (tests): the caller's collector as it was, and what the run left collectable
+    finally:  # run in-process (tests): the caller's collector and output as they were, what the run left collectable
+        sys.stdout = stdout
         gc.unfreeze()
         if enabled:
             gc.enable()

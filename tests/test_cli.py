@@ -81,3 +81,29 @@ def test_sigterm_ends_the_run_like_ctrl_c_with_reports_history_and_exit_2(runner
     assert sorted(a["name"] for a in record["artifacts"]) == ["junit.xml", "report.html", "results.json"]
     assert record["verdict"] == results["verdict"]
     assert stopped_s < 10, f"the run took {stopped_s:.1f} s to stop after SIGTERM"
+
+
+def test_a_reader_that_quits_loses_the_output_not_the_verdict_or_the_reports(write_env, tmp_path):
+    """``opsproof run | head -1``: once nobody reads the output, the run goes on, exits with its verdict
+    and writes its three reports and the history record."""
+    with socket.socket() as listener:  # answers nothing: the health check waits on it, then fails
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listener.settimeout(60)
+        port = listener.getsockname()[1]
+        path = write_env({"tier": "staging", "http": {"api": {"url": f"http://127.0.0.1:{port}", "timeout_s": 2,
+                                                               "health": {"path": "/health"}}}})
+        reports = tmp_path / "reports"
+        process = subprocess.Popen([sys.executable, "-m", "opsproof.cli", "run", "--env", str(path), "--reports-dir",
+                                    str(reports)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert process.stdout.read(1)  # the header is out
+        connection, _ = listener.accept()  # the first check is under way
+        process.stdout.close()  # the reader quits: what the run prints next has nowhere to go
+        stderr = process.communicate(timeout=60)[1].decode()
+        connection.close()
+    assert process.returncode == 1, stderr  # the health check's failure gates; not an internal error (3)
+    assert "INTERNALERROR" not in stderr and "Traceback" not in stderr and "could not write" not in stderr
+    (run_dir,) = [p for p in (reports / "under-test").iterdir() if p.is_dir()]
+    assert {p.name for p in run_dir.iterdir()} == {"report.html", "junit.xml", "results.json"}
+    assert read_results(run_dir / "results.json")["verdict"].startswith("FAIL (gate p1)")
+    assert (reports / "under-test" / "history.jsonl").read_text().count("\n") == 1
