@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -47,17 +48,24 @@ def test_run_with_bad_environment_exits_4(tmp_path, write_env):
     assert "Traceback" not in result.stderr
 
 
+@contextmanager
+def waiting_api(write_env, timeout_s: float):
+    """A listener that accepts and never answers, and an environment whose health check waits on it for
+    ``timeout_s``: ``listener.accept()`` returns once the run's first check is under way."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listener.settimeout(60)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        yield listener, write_env({"tier": "staging", "http": {"api": {"url": url, "timeout_s": timeout_s,
+                                                                        "health": {"path": "/health"}}}})
+
+
 @pytest.mark.parametrize("runner", ["opsproof run", "pytest"])
 def test_sigterm_ends_the_run_like_ctrl_c_with_reports_history_and_exit_2(runner, write_env, tmp_path):
     """A CI cancel (SIGTERM) during a check that waits: the three reports and the history record are
     written, and the run exits 2 (interrupted)."""
-    with socket.socket() as listener:  # answers nothing: the health check waits on it
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(8)
-        listener.settimeout(60)
-        port = listener.getsockname()[1]
-        path = write_env({"tier": "staging", "http": {"api": {"url": f"http://127.0.0.1:{port}", "timeout_s": 30,
-                                                               "health": {"path": "/health"}}}})
+    with waiting_api(write_env, timeout_s=30) as (listener, path):
         reports = tmp_path / "reports"
         if runner == "opsproof run":
             command = ["-m", "opsproof.cli", "run", "--env", str(path), "--reports-dir", str(reports)]
@@ -86,13 +94,7 @@ def test_sigterm_ends_the_run_like_ctrl_c_with_reports_history_and_exit_2(runner
 def test_a_reader_that_quits_loses_the_output_not_the_verdict_or_the_reports(write_env, tmp_path):
     """``opsproof run | head -1``: once nobody reads the output, the run goes on, exits with its verdict
     and writes its three reports and the history record."""
-    with socket.socket() as listener:  # answers nothing: the health check waits on it, then fails
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(8)
-        listener.settimeout(60)
-        port = listener.getsockname()[1]
-        path = write_env({"tier": "staging", "http": {"api": {"url": f"http://127.0.0.1:{port}", "timeout_s": 2,
-                                                               "health": {"path": "/health"}}}})
+    with waiting_api(write_env, timeout_s=2) as (listener, path):  # the health check fails after 2 s
         reports = tmp_path / "reports"
         process = subprocess.Popen([sys.executable, "-m", "opsproof.cli", "run", "--env", str(path), "--reports-dir",
                                     str(reports)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
